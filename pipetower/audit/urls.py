@@ -1,0 +1,8 @@
+from django.urls import path
+
+from pipetower.audit import views
+
+app_name = "audit"
+urlpatterns = [
+    path("", views.activity, name="activity"),
+]

@@ -1,0 +1,28 @@
+"""The embedded default email backend: every message to the console and to a file.
+
+Files land in `<data dir>/mail/` (one `.log` file per connection, as Django's
+file backend writes them), so a person running `make serve` can open a
+verification link without any mail server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.mail import EmailMessage
+from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.backends.console import EmailBackend as ConsoleBackend
+from django.core.mail.backends.filebased import EmailBackend as FileBackend
+
+
+class ConsoleAndFileBackend(BaseEmailBackend):
+    def __init__(self, *, file_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        alias = kwargs.get("alias")
+        self.console = ConsoleBackend(alias=alias)
+        self.file = FileBackend(file_path=file_path, alias=alias)
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        self.console.send_messages(email_messages)
+        return self.file.send_messages(email_messages)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from pipetower.accounts.models import User
+from pipetower.core import crypto
+from pipetower.teams.models import Role, Team
+from tests.factories import PASSWORD, TeamFactory, UserFactory, member
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state() -> Iterator[None]:
+    """No rate-limit counters or cached data keys leak from one test to the next."""
+    cache.clear()
+    crypto.forget_cached_keys()
+    yield
+    cache.clear()
+    crypto.forget_cached_keys()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return UserFactory(email="ada@example.com", name="Ada Lovelace")
+
+
+@pytest.fixture
+def team(user: User) -> Team:
+    team = TeamFactory(name="Analytical Engines", slug="engines")
+    team.memberships.create(user=user, role=Role.OWNER)
+    return team
+
+
+@pytest.fixture
+def owner_client(client: Client, user: User, team: Team) -> Client:
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def make_member(team: Team):  # type: ignore[no-untyped-def]
+    def make(role: Role = Role.VIEWER, **fields: object) -> User:
+        return member(team, role, **fields)
+
+    return make
