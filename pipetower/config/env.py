@@ -51,7 +51,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 def data_dir() -> Path:
     path = Path(env_str("PIPETOWER_DATA_DIR", "var")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 

@@ -6,7 +6,10 @@ of 32 bytes; the first encrypts, all decrypt). Each account and each team owns a
 Field values are encrypted with the owner's data key, also AES-256-GCM, and are
 stored as versioned text: ``pt1:<data key id>:<base64(nonce || ciphertext)>``.
 The model label and field name are bound in as associated data, so a value
-copied into another column does not decrypt.
+copied into another column does not decrypt, and the field refuses a value whose
+data key is not its owner's, so a value copied into another owner's row does not
+decrypt either. Every failure raises `DecryptionError` or `MasterKeyError`; no
+path returns ciphertext or garbage in place of the value.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pipetower.core.models import DataKey
 VERSION = "pt1"
 _WRAP_AAD = b"pipetower:data-key:v1"
 _CACHE_SECONDS = 60.0
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 class CryptoError(Exception):
@@ -54,22 +59,30 @@ def master_key_id(material: bytes) -> str:
     return hashlib.sha256(b"pipetower-master-key-id" + material).hexdigest()[:16]
 
 
-def parse_master_key(text: str) -> MasterKey:
+def parse_master_key(text: str, *, position: int | None = None) -> MasterKey:
+    """One master key from its URL-safe base64 text; the message never echoes the key."""
+    where = "A master key" if position is None else f"Master key number {position}"
+    compact = text.strip().rstrip("=")
     try:
-        material = base64.urlsafe_b64decode(text.strip().encode() + b"=" * (-len(text) % 4))
+        material = base64.b64decode(
+            compact + "=" * (-len(compact) % 4), altchars=b"-_", validate=True
+        )
     except (binascii.Error, ValueError):
         material = b""
     if len(material) != 32:
         raise MasterKeyError(
-            "Each master key in PIPETOWER_MASTER_KEYS must be 32 bytes in URL-safe base64 "
-            "(generate one with `pipetower keygen`)."
+            f"{where} in PIPETOWER_MASTER_KEYS is not a valid key: each key must be 32 bytes "
+            "in URL-safe base64, keys separated by commas (generate one with `pipetower keygen`)."
         )
     return MasterKey(master_key_id(material), material)
 
 
 def keyring() -> list[MasterKey]:
     """The configured master keys, primary first."""
-    keys = [parse_master_key(text) for text in settings.MASTER_KEYS]
+    configured = settings.MASTER_KEYS
+    if isinstance(configured, str):
+        configured = [part for part in configured.split(",") if part.strip()]
+    keys = [parse_master_key(text, position=number) for number, text in enumerate(configured, 1)]
     if not keys:
         raise MasterKeyError("No master key is configured: set PIPETOWER_MASTER_KEYS.")
     return keys
@@ -119,6 +132,7 @@ def data_key_create(*, purpose: str) -> DataKey:
 
 
 def data_key_material(data_key_id: int) -> bytes:
+    """The unwrapped data key, cached in this process for a minute."""
     now = time.monotonic()
     with _cache_lock:
         cached = _cache.get(data_key_id)
@@ -149,12 +163,24 @@ def data_keys_rewrap() -> int:
     """Re-wrap every live data key with the primary master key; returns the count."""
     count = 0
     primary = keyring()[0]
-    live = DataKey.objects.filter(destroyed_at__isnull=True).exclude(master_key_id=primary.key_id)
-    for data_key in live.iterator():
+    pending = list(
+        DataKey.objects.filter(destroyed_at__isnull=True)
+        .exclude(master_key_id=primary.key_id)
+        .values_list("pk", flat=True)
+    )
+    for pk in pending:
         with transaction.atomic():
-            material = _unwrap(data_key)
-            key_id, wrapped = _wrap(material)
-            DataKey.objects.filter(pk=data_key.pk).update(
+            # Locked and re-read: a key destroyed meanwhile must stay destroyed.
+            data_key = (
+                DataKey.objects.select_for_update()
+                .filter(pk=pk, destroyed_at__isnull=True)
+                .exclude(master_key_id=primary.key_id)
+                .first()
+            )
+            if data_key is None:
+                continue
+            key_id, wrapped = _wrap(_unwrap(data_key))
+            DataKey.objects.filter(pk=pk, destroyed_at__isnull=True).update(
                 master_key_id=key_id, wrapped=wrapped, rotated_at=timezone.now()
             )
         count += 1
@@ -207,18 +233,34 @@ def encrypt(plaintext: str, *, data_key: DataKey, context: str) -> str:
 def parse_token(token: str) -> tuple[int, bytes]:
     try:
         version, key_id, payload = token.split(":", 2)
-        if version != VERSION:
+        if version != VERSION or not (key_id.isascii() and key_id.isdigit()):
             raise ValueError(version)
-        return int(key_id), base64.urlsafe_b64decode(payload.encode())
+        blob = base64.b64decode(payload.encode(), altchars=b"-_", validate=True)
     except (ValueError, binascii.Error):
         raise DecryptionError("The stored value is not Pipetower ciphertext.") from None
+    if len(blob) < _NONCE_BYTES + _TAG_BYTES:
+        raise DecryptionError("The stored value is too short to be Pipetower ciphertext.")
+    return int(key_id), blob
 
 
-def decrypt(token: str, *, context: str) -> str:
-    data_key_id, blob = parse_token(token)
-    material = data_key_material(data_key_id)
+def decrypt(token: str, *, context: str, data_key_id: int | None = None) -> str:
+    """The plaintext of `token`, or DecryptionError.
+
+    `data_key_id`, when given, is the owner's data key: a value encrypted under
+    any other key (copied from another owner's row) is refused.
+    """
+    token_key_id, blob = parse_token(token)
+    if data_key_id is not None and token_key_id != data_key_id:
+        raise DecryptionError(
+            f"A value for {context} was encrypted for a different owner: it was moved or copied."
+        )
     try:
-        return AESGCM(material).decrypt(blob[:12], blob[12:], context.encode()).decode()
+        material = data_key_material(token_key_id)
+    except MasterKeyError as exc:
+        raise DecryptionError(f"A value for {context} cannot be read: {exc}") from exc
+    try:
+        nonce, sealed = blob[:_NONCE_BYTES], blob[_NONCE_BYTES:]
+        return AESGCM(material).decrypt(nonce, sealed, context.encode()).decode()
     except InvalidTag:
         raise DecryptionError(
             f"A value for {context} failed its integrity check: it was altered or moved."

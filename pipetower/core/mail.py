@@ -7,6 +7,7 @@ verification link without any mail server.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,10 @@ class ConsoleAndFileBackend(BaseEmailBackend):
     def __init__(self, *, file_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         alias = kwargs.get("alias")
+        if file_path:
+            # Messages hold sign-in and reset links: only Pipetower's user may read them.
+            os.makedirs(file_path, mode=0o700, exist_ok=True)
+            os.chmod(file_path, 0o700)
         self.console = ConsoleBackend(alias=alias)
         self.file = FileBackend(file_path=file_path, alias=alias)
 

@@ -1,0 +1,1 @@
+"""Test-only models that use EncryptedTextField, installed by tests/settings.py."""
