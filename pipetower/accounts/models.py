@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import secrets
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models, transaction
+from django.urls import reverse
+from django.utils import timezone
 
+from pipetower.accounts.geo import Location
 from pipetower.core.models import DataKey
 
 
@@ -32,8 +37,6 @@ class UserManager(BaseUserManager["User"]):
 
 def avatar_path(instance: User, filename: str) -> str:
     # A random name: the file name a person uploaded is not kept.
-    import secrets
-
     return f"avatars/{instance.pk}/{secrets.token_hex(8)}.webp"
 
 
@@ -73,6 +76,21 @@ class User(AbstractUser):
     def display_name(self) -> str:
         return self.name or self.email
 
+    @property
+    def avatar_version(self) -> str:
+        """Changes whenever the picture changes (each upload gets a new random file name)."""
+        if not self.avatar:
+            return ""
+        return PurePosixPath(str(self.avatar.name)).stem
+
+    @property
+    def avatar_url(self) -> str:
+        """Where the picture is served; versioned so browsers may cache it for long."""
+        if not self.avatar:
+            return ""
+        url = reverse("accounts:avatar", args=[self.pk])
+        return f"{url}?v={self.avatar_version}"
+
     def encryption_key(self) -> DataKey:
         """This account's data key, created on first use."""
         from pipetower.core import crypto
@@ -86,3 +104,84 @@ class User(AbstractUser):
                 self.data_key = locked.data_key
         assert self.data_key is not None
         return self.data_key
+
+
+SECOND_FACTOR_LABELS = {
+    "totp": "authenticator app",
+    "recovery_codes": "recovery code",
+    "webauthn": "security key",
+}
+
+
+class SignInEvent(models.Model):
+    """One sign-in attempt (or the first API-token use from an address on a day).
+
+    Shown to its owner on the security page. Kept while the account exists and
+    deleted with it (docs/security.md).
+    """
+
+    class Method(models.TextChoices):
+        PASSWORD = "password", "Password"
+        GOOGLE = "google", "Google"
+        MFA = "mfa", "Two-factor code"
+        PASSKEY = "passkey", "Passkey"
+        EMAIL_LINK = "email_link", "Email link"
+        API_TOKEN = "api_token", "API token"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Signed in"
+        FAILED = "failed", "Failed"
+        PENDING = "pending", "Second step asked"
+        USED = "used", "Used"
+
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="signin_events"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=16, choices=Method.choices)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    second_factor = models.CharField(max_length=32, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, unpack_ipv4=True)
+    country_code = models.CharField(max_length=2, blank=True)
+    country_name = models.CharField(max_length=100, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    browser = models.CharField(max_length=100, blank=True)
+    os = models.CharField(max_length=100, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    disowned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="signin_user_recent"),
+            models.Index(
+                fields=["user", "method", "ip", "created_at"], name="signin_user_method_ip"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} {self.outcome} for {self.user_id} at {self.created_at}"
+
+    @property
+    def location(self) -> Location:
+        return Location(
+            country_code=self.country_code,
+            country_name=self.country_name,
+            region=self.region,
+            city=self.city,
+        )
+
+    @property
+    def second_factor_label(self) -> str:
+        return SECOND_FACTOR_LABELS.get(self.second_factor, self.second_factor.replace("_", " "))
+
+    @property
+    def device(self) -> str:
+        """Browser and OS, e.g. "Firefox on Linux"; "curl"; or "Unknown device"."""
+        if self.browser and self.os:
+            return f"{self.browser} on {self.os}"
+        return self.browser or self.os or "Unknown device"
