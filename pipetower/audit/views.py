@@ -1,11 +1,77 @@
+"""The team's activity log: who did what, when and from where."""
+
 from __future__ import annotations
 
+from typing import Any, cast
+
+from django import forms
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from pipetower.audit.selectors import (
+    audit_actors_for_team,
+    audit_events_for_team,
+    audit_verbs_for_team,
+)
+from pipetower.teams.models import Team
 from pipetower.teams.permissions import team_view
+
+PAGE_SIZE = 50
+
+
+class ActivityFilterForm(forms.Form):
+    verb = forms.ChoiceField(label="What", required=False)
+    actor = forms.TypedChoiceField(label="Who", required=False, coerce=int, empty_value=None)
+    since = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(
+        self, *args: Any, verbs: list[str], actors: list[tuple[int, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["verb"]).choices = [("", "Everything")] + [
+            (verb, verb) for verb in verbs
+        ]
+        cast(forms.ChoiceField, self.fields["actor"]).choices = [("", "Anyone")] + [
+            (str(actor_id), label) for actor_id, label in actors
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return data
 
 
 @team_view()
 def activity(request: HttpRequest) -> HttpResponse:
-    return render(request, "audit/activity.html")
+    team = cast(Team, request.team)  # type: ignore[attr-defined]
+    form = ActivityFilterForm(
+        request.GET,
+        verbs=audit_verbs_for_team(team=team),
+        actors=audit_actors_for_team(team=team),
+    )
+    form.is_valid()
+    # Filters that validated apply; the others show their error next to the field.
+    filters = {name: form.cleaned_data.get(name) for name in ("verb", "actor", "since", "until")}
+    events = audit_events_for_team(
+        team=team,
+        actor_id=filters["actor"],
+        verb=filters["verb"] or None,
+        since=filters["since"],
+        until=filters["until"],
+    )
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    filtered = any(value for value in filters.values())
+    return render(
+        request,
+        "audit/activity.html",
+        {"team": team, "form": form, "page": page, "filtered": filtered},
+        status=400 if form.errors else 200,
+    )

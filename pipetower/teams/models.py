@@ -36,6 +36,9 @@ class Team(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Members without two-factor authentication see a set-up page instead of the
+    # team, and the API refuses their requests for it (teams.permissions).
+    require_2fa = models.BooleanField("require two-factor authentication", default=False)
 
     class Meta:
         ordering = ("name",)
