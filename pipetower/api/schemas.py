@@ -1,0 +1,136 @@
+"""What the API accepts and answers. Inputs refuse unknown fields; outputs never
+carry secrets (token hashes, invitation tokens)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+
+class Input(Schema):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- errors ------------------------------------------------------------------
+class ErrorDetail(Schema):
+    field: str | None = None
+    location: str | None = None
+    message: str
+    type: str | None = None
+
+
+class ErrorBody(Schema):
+    code: str = Field(..., examples=["not_found"])
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+# --- people ------------------------------------------------------------------
+class UserOut(Schema):
+    id: int
+    email: str
+    name: str
+
+
+class MeOut(UserOut):
+    date_joined: datetime
+
+
+class MeUpdateIn(Input):
+    name: str = Field(..., min_length=1, max_length=150)
+
+
+# --- teams -------------------------------------------------------------------
+RoleName = Literal["owner", "admin", "operator", "viewer"]
+
+
+class TeamOut(Schema):
+    slug: str
+    name: str
+    role: RoleName = Field(..., description="Your role in this team.")
+    created_at: datetime
+
+
+class TeamCreateIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+
+
+class TeamUpdateIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+
+
+class MemberOut(Schema):
+    id: int = Field(..., description="The membership id, used in member URLs.")
+    user: UserOut
+    role: RoleName
+    joined_at: datetime = Field(..., alias="created_at")
+
+
+class MemberUpdateIn(Input):
+    role: RoleName
+
+
+class InvitationOut(Schema):
+    id: int
+    email: str
+    role: RoleName
+    state: Literal["pending", "accepted", "revoked", "expired"]
+    invited_by: str | None = Field(None, description="Email of who sent it.")
+    created_at: datetime
+    sent_at: datetime
+    expires_at: datetime
+
+    @staticmethod
+    def resolve_invited_by(obj: Any) -> str | None:
+        return obj.invited_by.email if obj.invited_by_id else None
+
+
+class InvitationCreateIn(Input):
+    email: str = Field(..., min_length=3, max_length=254)
+    role: RoleName = "viewer"
+
+
+class AuditEventOut(Schema):
+    id: int
+    verb: str
+    actor_id: int | None
+    actor_label: str
+    target_type: str
+    target_id: str
+    target_label: str
+    ip: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+# --- tokens ------------------------------------------------------------------
+class TokenOut(Schema):
+    id: int
+    name: str
+    prefix: str = Field(..., description="The public part of the token, ptk_<prefix>_…")
+    scope: Literal["read", "write"]
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    last_used_ip: str | None
+    revoked_at: datetime | None
+
+
+class TokenCreateIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+    scope: Literal["read", "write"] = "read"
+    expires_in_days: int | None = Field(
+        None, ge=1, le=365, description="Days until the token expires; omit for no expiry."
+    )
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(..., description="The token itself. Shown only in this answer.")
