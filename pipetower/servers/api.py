@@ -1,0 +1,353 @@
+"""`/teams/{slug}/servers/...` and `/teams/{slug}/ssh-key`: servers in the REST API.
+
+The writes are the services the pages call, so roles, validation and audit are
+the same. No answer ever carries a secret: private keys and passwords go in,
+only fingerprints come out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+
+from pipetower.api.auth import principal
+from pipetower.api.endpoints.common import with_errors
+from pipetower.api.pagination import Page, PageParams, paginate
+from pipetower.api.schemas import Input
+from pipetower.servers import selectors, services
+from pipetower.servers.models import Server, TeamSshKey
+from pipetower.teams.models import Team
+from pipetower.teams.selectors import team_get_for_user
+
+router = Router(tags=["servers"])
+
+AuthMethod = Literal["team_key", "private_key", "password"]
+
+
+# --- schemas -----------------------------------------------------------------------------
+
+
+class HostKeyOut(Schema):
+    pinned: bool
+    fingerprints: list[str] = Field(..., description="SHA256 fingerprints of the pinned keys.")
+    source: str = Field(..., description="confirmed, trust_on_first_use, pasted, or empty.")
+    pinned_at: datetime | None
+    offered_fingerprint: str = Field(
+        ..., description="A key the host presented that awaits an admin's confirmation."
+    )
+    changed: bool = Field(..., description="The host presented a key that is not the pin.")
+
+
+class LastCheckOut(Schema):
+    at: datetime | None
+    ok: bool | None
+    error: str = Field(..., description="dns, refused, timeout, auth_failed, … or empty.")
+    message: str
+    hostname: str
+    os: str
+    uptime_seconds: int | None
+
+
+class ServerOut(Schema):
+    id: int
+    name: str
+    host: str
+    port: int
+    username: str
+    address: str
+    tags: list[str]
+    auth_method: AuthMethod
+    private_key_fingerprint: str = Field(..., description="Of an uploaded key; else empty.")
+    host_key: HostKeyOut
+    last_check: LastCheckOut
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServerCreateIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+    host: str = Field(..., description="DNS name, IPv4 or IPv6 address.", max_length=255)
+    port: int = Field(22, ge=1, le=65535)
+    username: str = Field(..., min_length=1, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=services.MAX_TAGS)
+    auth_method: AuthMethod = "team_key"
+    private_key: str = Field("", description="OpenSSH or PEM private key (private_key method).")
+    passphrase: str = Field("", description="The private key's passphrase, if it has one.")
+    password: str = Field("", description="The SSH password (password method).")
+
+
+class ServerUpdateIn(Input):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    host: str | None = Field(None, max_length=255)
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=64)
+    tags: list[str] | None = Field(None, max_length=services.MAX_TAGS)
+    auth_method: AuthMethod | None = None
+    private_key: str = ""
+    passphrase: str = ""
+    password: str = ""
+
+
+class ServerFilters(Schema):
+    tag: str = Field("", max_length=40, description="Only servers with this tag.")
+    q: str = Field("", max_length=100, description="Name or host contains this.")
+
+
+class CheckOut(Schema):
+    ok: bool
+    error: str
+    title: str
+    message: str
+    hostname: str
+    os: str
+    uptime_seconds: int | None
+    host_key_pinned_now: bool
+    offered_fingerprint: str
+    server: ServerOut
+
+
+class PinIn(Input):
+    fingerprint: str = Field(..., description="The SHA256 fingerprint you checked (SHA256:…).")
+    replace: bool = Field(False, description="True to re-pin a server that already has a pin.")
+
+
+class KnownHostsIn(Input):
+    known_hosts: str = Field(..., description="known_hosts line(s) or host public key line(s).")
+    replace: bool = False
+
+
+class TeamKeyOut(Schema):
+    fingerprint: str
+    authorized_keys_line: str
+    state: str
+    created_at: datetime
+
+
+class TeamKeysOut(Schema):
+    current: TeamKeyOut
+    next: TeamKeyOut | None = Field(
+        None, description="The new key while a rotation is in progress (both are offered)."
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _team(request: HttpRequest, slug: str) -> Team:
+    return team_get_for_user(user=principal(request).user, team_slug=slug)
+
+
+def _server(request: HttpRequest, slug: str, server_id: int) -> Server:
+    team = _team(request, slug)
+    return selectors.server_get_for_user(
+        user=principal(request).user, team=team, server_id=server_id
+    )
+
+
+def server_out(server: Server) -> dict[str, Any]:
+    return {
+        "id": server.pk,
+        "name": server.name,
+        "host": server.host,
+        "port": server.port,
+        "username": server.username,
+        "address": server.address,
+        "tags": [tag.name for tag in server.tags.all()],
+        "auth_method": server.auth_method,
+        "private_key_fingerprint": server.private_key_fingerprint,
+        "host_key": {
+            "pinned": server.is_pinned,
+            "fingerprints": server.host_key_fingerprints,
+            "source": server.host_key_pin_source,
+            "pinned_at": server.host_key_pinned_at,
+            "offered_fingerprint": server.offered_host_key_fingerprint,
+            "changed": server.host_key_changed,
+        },
+        "last_check": {
+            "at": server.last_check_at,
+            "ok": server.last_check_ok,
+            "error": server.last_check_error,
+            "message": server.last_check_message,
+            "hostname": server.remote_hostname,
+            "os": server.remote_os,
+            "uptime_seconds": server.remote_uptime_seconds,
+        },
+        "created_at": server.created_at,
+        "updated_at": server.updated_at,
+    }
+
+
+def _key_out(key: TeamSshKey) -> dict[str, Any]:
+    return {
+        "fingerprint": key.fingerprint,
+        "authorized_keys_line": key.public_key,
+        "state": key.state,
+        "created_at": key.created_at,
+    }
+
+
+# --- servers -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/teams/{slug}/servers", response=with_errors({200: Page[ServerOut]}, 401, 404, 422, 429)
+)
+def server_list(
+    request: HttpRequest,
+    slug: str,
+    filters: Query[ServerFilters],
+    pagination: Query[PageParams],
+) -> dict[str, Any]:
+    """The team's servers by name, with pin state and the last connection check."""
+    team = _team(request, slug)
+    servers = selectors.servers_for_team(team=team, tag=filters.tag, query=filters.q)
+    return paginate(request, servers, pagination, transform=server_out)
+
+
+@router.post("/teams/{slug}/servers", response=with_errors({201: ServerOut}))
+def server_create(
+    request: HttpRequest, slug: str, payload: ServerCreateIn
+) -> Status[dict[str, Any]]:
+    """Add a server (admins). Its host key is pinned later: test the connection, then pin."""
+    team = _team(request, slug)
+    server = services.server_create(
+        team=team,
+        actor=principal(request).user,
+        name=payload.name,
+        host=payload.host,
+        port=payload.port,
+        username=payload.username,
+        tags=payload.tags,
+        credentials=services.Credentials(
+            auth_method=payload.auth_method,
+            private_key=payload.private_key,
+            passphrase=payload.passphrase,
+            password=payload.password,
+        ),
+        request=request,
+    )
+    return Status(201, server_out(server))
+
+
+@router.get(
+    "/teams/{slug}/servers/{server_id}", response=with_errors({200: ServerOut}, 401, 404, 429)
+)
+def server_get(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
+    return server_out(_server(request, slug, server_id))
+
+
+@router.patch("/teams/{slug}/servers/{server_id}", response=with_errors({200: ServerOut}))
+def server_update(
+    request: HttpRequest, slug: str, server_id: int, payload: ServerUpdateIn
+) -> dict[str, Any]:
+    """Change a server (admins). Omitted fields stay; a new host or port drops the pin."""
+    server = _server(request, slug, server_id)
+    credentials = None
+    if payload.auth_method or payload.private_key or payload.password:
+        credentials = services.Credentials(
+            auth_method=payload.auth_method or server.auth_method,
+            private_key=payload.private_key,
+            passphrase=payload.passphrase,
+            password=payload.password,
+        )
+    services.server_update(
+        server=server,
+        actor=principal(request).user,
+        name=payload.name if payload.name is not None else server.name,
+        host=payload.host if payload.host is not None else server.host,
+        port=payload.port if payload.port is not None else server.port,
+        username=payload.username if payload.username is not None else server.username,
+        tags=(
+            payload.tags if payload.tags is not None else [tag.name for tag in server.tags.all()]
+        ),
+        credentials=credentials,
+        request=request,
+    )
+    return server_out(server)
+
+
+@router.delete("/teams/{slug}/servers/{server_id}", response=with_errors({204: None}))
+def server_delete(request: HttpRequest, slug: str, server_id: int) -> Status[None]:
+    """Delete a server (admins): its credentials and pin are forgotten."""
+    server = _server(request, slug, server_id)
+    services.server_delete(server=server, actor=principal(request).user, request=request)
+    return Status(204, None)
+
+
+@router.post("/teams/{slug}/servers/{server_id}/check", response=with_errors({200: CheckOut}))
+def server_check(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
+    """Test the connection (operators and up): hostname, OS and uptime, or a specific error.
+
+    Without a pin (and without trust on first use) this only fetches the host
+    key: `offered_fingerprint` is then what an admin confirms with the pin call.
+    """
+    server = _server(request, slug, server_id)
+    outcome = services.server_check(server=server, actor=principal(request).user, request=request)
+    facts = outcome.facts
+    return {
+        "ok": outcome.ok,
+        "error": outcome.error_kind,
+        "title": outcome.title,
+        "message": outcome.message,
+        "hostname": facts.hostname if facts else "",
+        "os": facts.os if facts else "",
+        "uptime_seconds": facts.uptime_seconds if facts else None,
+        "host_key_pinned_now": bool(outcome.first_use_key),
+        "offered_fingerprint": outcome.offered_fingerprint,
+        "server": server_out(server),
+    }
+
+
+@router.post(
+    "/teams/{slug}/servers/{server_id}/host-key/pin", response=with_errors({200: ServerOut})
+)
+def server_host_key_pin(
+    request: HttpRequest, slug: str, server_id: int, payload: PinIn
+) -> dict[str, Any]:
+    """Pin the key the host presented at the last check (admins), naming its fingerprint.
+
+    A server that already has a pin needs `replace: true` (the re-pin after a change).
+    """
+    server = _server(request, slug, server_id)
+    services.server_host_key_pin(
+        server=server,
+        actor=principal(request).user,
+        fingerprint=payload.fingerprint,
+        replace=payload.replace,
+        request=request,
+    )
+    return server_out(server)
+
+
+@router.post(
+    "/teams/{slug}/servers/{server_id}/host-key/known-hosts",
+    response=with_errors({200: ServerOut}),
+)
+def server_host_key_paste(
+    request: HttpRequest, slug: str, server_id: int, payload: KnownHostsIn
+) -> dict[str, Any]:
+    """Pin host keys from known_hosts or public key lines (admins)."""
+    server = _server(request, slug, server_id)
+    services.server_host_key_paste(
+        server=server,
+        actor=principal(request).user,
+        text=payload.known_hosts,
+        replace=payload.replace,
+        request=request,
+    )
+    return server_out(server)
+
+
+# --- team SSH key ------------------------------------------------------------------------
+
+
+@router.get("/teams/{slug}/ssh-key", response=with_errors({200: TeamKeysOut}, 401, 404, 429))
+def team_ssh_key(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """The team's public key and its authorized_keys line (never the private key)."""
+    team = _team(request, slug)
+    current = services.team_ssh_key_ensure(team=team, actor=principal(request).user)
+    upcoming = selectors.team_ssh_key_next(team=team)
+    return {"current": _key_out(current), "next": _key_out(upcoming) if upcoming else None}

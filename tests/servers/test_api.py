@@ -1,0 +1,194 @@
+"""Servers in the REST API: /api/v1/teams/{slug}/servers and /ssh-key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from pipetower.api.services import api_token_create
+from pipetower.audit.models import AuditEvent
+from pipetower.servers import services
+from pipetower.servers.models import Server, TeamSshKey
+from tests.api.helpers import Api
+from tests.factories import TeamFactory, member
+
+SERVERS = "/teams/engines/servers"
+
+
+def api_for(user: Any, scope: str = "write") -> Api:
+    return Api(Client(), api_token_create(user=user, name="script", scope=scope)[1])
+
+
+@pytest.fixture
+def api(user, team) -> Api:
+    return api_for(user)
+
+
+def new_server(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "web-1",
+        "host": "web-1.example.com",
+        "username": "deploy",
+        "tags": ["web"],
+    }
+    body.update(overrides)
+    return body
+
+
+def test_creating_a_server_answers_it_without_secrets(api, team):
+    response = api.post(
+        SERVERS, new_server(auth_method="password", password="api-secret-77", port=2222)
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["address"] == "deploy@web-1.example.com:2222"
+    assert body["tags"] == ["web"]
+    assert body["host_key"]["pinned"] is False
+    assert "api-secret-77" not in response.content.decode()
+    assert "password" not in body
+    assert Server.objects.get(team=team).password == "api-secret-77"
+
+
+def test_invalid_input_gets_field_errors(api):
+    bad_host = api.post(SERVERS, new_server(host="deploy@web-1"))
+    bad_port = api.post(SERVERS, new_server(port=70000))
+
+    assert bad_host.status_code == 400
+    assert bad_host.json()["error"]["details"][0]["field"] == "host"
+    assert "not a valid host name" in bad_host.json()["error"]["message"]
+    assert bad_port.status_code == 422
+    assert bad_port.json()["error"]["details"][0]["field"] == "port"
+
+
+def test_a_wrong_passphrase_is_a_field_error(api, keyfiles):
+    key_text = keyfiles("ed25519", passphrase="right")
+
+    response = api.post(
+        SERVERS, new_server(auth_method="private_key", private_key=key_text, passphrase="nope")
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "passphrase"
+    assert response.json()["error"]["details"][0]["field"] == "passphrase"
+
+
+def test_the_list_is_paginated(api, make_server):
+    for number in range(3):
+        make_server(name=f"s{number}", host=f"s{number}.example.com")
+
+    body = api.get(f"{SERVERS}?page_size=2").json()
+
+    assert body["count"] == 3
+    assert [item["name"] for item in body["items"]] == ["s0", "s1"]
+    assert body["next"] and body["previous"] is None
+    assert [i["name"] for i in api.get(f"{SERVERS}?page=2&page_size=2").json()["items"]] == ["s2"]
+
+
+def test_detail_update_and_delete(api, make_server):
+    server = make_server()
+
+    assert api.get(f"{SERVERS}/{server.pk}").json()["name"] == "web-1"
+    updated = api.patch(f"{SERVERS}/{server.pk}", {"name": "web-2", "tags": ["db", "eu"]})
+    assert updated.status_code == 200
+    assert updated.json()["name"] == "web-2" and updated.json()["tags"] == ["db", "eu"]
+    assert updated.json()["host"] == "web-1.example.com"
+    assert api.delete(f"{SERVERS}/{server.pk}").status_code == 204
+    assert not Server.objects.exists()
+
+
+def test_check_then_pin_then_check_again(api, sshd, team_key, make_server):
+    sshd.authorize(team_key.public_key)
+    server = make_server(host=sshd.host, port=sshd.port, username=sshd.user)
+
+    first = api.post(f"{SERVERS}/{server.pk}/check").json()
+    assert first["ok"] is False and first["error"] == "host_key_unknown"
+    assert first["offered_fingerprint"] == sshd.fingerprint
+
+    pinned = api.post(
+        f"{SERVERS}/{server.pk}/host-key/pin", {"fingerprint": first["offered_fingerprint"]}
+    )
+    assert pinned.status_code == 200
+    assert pinned.json()["host_key"]["fingerprints"] == [sshd.fingerprint]
+
+    second = api.post(f"{SERVERS}/{server.pk}/check").json()
+    assert second["ok"] is True, second["message"]
+    assert second["hostname"] and "Linux" in second["os"]
+    assert second["uptime_seconds"] is not None
+
+
+def test_a_changed_host_key_needs_replace_to_re_pin(api, sshd, pinned_server):
+    old = sshd.fingerprint
+    new = sshd.regenerate_host_key_and_restart()
+
+    check = api.post(f"{SERVERS}/{pinned_server.pk}/check").json()
+    assert check["error"] == "host_key_changed"
+    assert old in check["message"] and new in check["message"]
+    assert check["server"]["host_key"]["changed"] is True
+
+    refused = api.post(f"{SERVERS}/{pinned_server.pk}/host-key/pin", {"fingerprint": new})
+    assert refused.status_code == 409
+
+    repinned = api.post(
+        f"{SERVERS}/{pinned_server.pk}/host-key/pin", {"fingerprint": new, "replace": True}
+    )
+    assert repinned.json()["host_key"]["fingerprints"] == [new]
+    assert AuditEvent.objects.filter(verb="server.host_key_repinned").exists()
+
+
+def test_pasting_known_hosts_through_the_api(api, sshd, make_server):
+    server = make_server(host=sshd.host, port=sshd.port)
+
+    response = api.post(
+        f"{SERVERS}/{server.pk}/host-key/known-hosts", {"known_hosts": sshd.host_key_line}
+    )
+
+    assert response.json()["host_key"]["source"] == "pasted"
+
+
+def test_the_team_key_is_public_only(api, team):
+    body = api.get("/teams/engines/ssh-key").json()
+
+    key = TeamSshKey.objects.get(team=team)
+    assert body["current"]["authorized_keys_line"] == key.public_key
+    assert body["current"]["fingerprint"] == key.fingerprint
+    assert body["next"] is None
+    assert "PRIVATE" not in str(body)
+
+
+def test_viewers_read_but_cannot_add_and_operators_cannot_pin(team, make_server, sshd):
+    server = make_server(host=sshd.host, port=sshd.port)
+    viewer = api_for(member(team, "viewer"))
+    operator = api_for(member(team, "operator"))
+
+    assert viewer.get(SERVERS).status_code == 200
+    assert viewer.post(SERVERS, new_server(name="x")).status_code == 403
+    assert viewer.post(f"{SERVERS}/{server.pk}/check").status_code == 403
+    assert operator.post(f"{SERVERS}/{server.pk}/check").json()["offered_fingerprint"]
+    refused = operator.post(
+        f"{SERVERS}/{server.pk}/host-key/pin", {"fingerprint": sshd.fingerprint}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "forbidden"
+
+
+def test_a_read_token_cannot_change_servers(user, team):
+    reader = api_for(user, scope="read")
+
+    assert reader.post(SERVERS, new_server()).status_code == 403
+    assert not Server.objects.exists()
+
+
+def test_another_teams_servers_are_not_found(api):
+    other = TeamFactory(slug="rivals")
+    owner = member(other, role="owner")
+    foreign = services.server_create(
+        team=other, actor=owner, name="theirs", host="x.example.com", username="u"
+    )
+
+    assert api.get("/teams/rivals/servers").status_code == 404
+    assert api.get(f"{SERVERS}/{foreign.pk}").status_code == 404
+    assert api.delete(f"{SERVERS}/{foreign.pk}").status_code == 404
+    assert Server.objects.filter(pk=foreign.pk).exists()
