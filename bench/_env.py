@@ -1,0 +1,144 @@
+"""Shared set-up for the benchmarks: a throwaway data directory, a migrated database,
+and helpers to start Pipetower's own processes (granian web server, Celery worker).
+
+Benchmarks are not tests: run them by hand (see RESULTS.md); they only ever talk
+to loopback addresses and stop everything they started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def prepare(prefix: str) -> dict[str, str]:
+    """Point this process (and the children it starts) at a fresh data directory."""
+    data = tempfile.mkdtemp(prefix=f"pipetower-bench-{prefix}-")
+    os.environ["PIPETOWER_DATA_DIR"] = data
+    os.environ["DJANGO_SETTINGS_MODULE"] = "pipetower.config.settings"
+    os.environ.setdefault("PIPETOWER_LOG_LEVEL", "WARNING")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return dict(os.environ)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def start_web(port: int, threads: int = 5) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--blocking-threads",
+            str(threads),
+            "--log-level",
+            "warning",
+            "pipetower.config.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    wait_port(port)
+    return process
+
+
+def start_worker(concurrency: int = 1) -> subprocess.Popen[bytes]:
+    pool = (
+        ["--pool=solo"] if concurrency == 1 else ["--pool=prefork", f"--concurrency={concurrency}"]
+    )
+    process = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "pipetower.config.celery",
+            "worker",
+            *pool,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return total
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds spent by the whole machine (all cores, not idle), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    busy = sum(values) - values[3] - values[4]  # minus idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")

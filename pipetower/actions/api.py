@@ -1,0 +1,414 @@
+"""`/teams/{slug}/actions` and `/teams/{slug}/runs`: the API of actions and runs.
+
+Viewers read, operators start, cancel and re-run, admins manage actions. The
+writes are the services the pages call, so the rules and messages are the same.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+from ninja import Field, Query, Router, Schema, Status
+
+from pipetower.actions import selectors, services
+from pipetower.actions.models import Action, Run, RunStatus
+from pipetower.api.auth import principal
+from pipetower.api.endpoints.common import with_errors
+from pipetower.api.pagination import Page, PageParams, paginate
+from pipetower.api.schemas import Input
+from pipetower.servers.models import Server
+from pipetower.teams.models import Membership, Role, Team
+from pipetower.teams.selectors import membership_get
+
+router = Router(tags=["actions"])
+
+ParamKindName = Literal["string", "integer", "boolean", "choice", "secret"]
+ParamValue = str | int | bool
+
+
+# --- schemas -------------------------------------------------------------------------
+
+
+class ParameterIn(Input):
+    name: str = Field(..., min_length=1, max_length=40)
+    label: str = ""
+    kind: ParamKindName = "string"
+    required: bool = False
+    default: ParamValue | None = Field(
+        None, description="For a secret parameter the default is stored encrypted, never shown."
+    )
+    choices: list[str] = []
+    help: str = ""
+
+
+class ParameterOut(Schema):
+    name: str
+    label: str
+    kind: ParamKindName
+    required: bool
+    default: ParamValue | None
+    choices: list[str]
+    help: str
+
+
+class ActionIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+    description: str = ""
+    script: str = Field(..., min_length=1)
+    parameters: list[ParameterIn] = []
+    run_as: str = ""
+    timeout_seconds: int = Field(300, ge=1)
+    concurrency: int = Field(10, ge=1)
+    failure_limit: int | None = Field(None, ge=1)
+    default_server_ids: list[int] = []
+    default_tags: list[str] = []
+
+
+class ActionPatchIn(Input):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = None
+    script: str | None = Field(None, min_length=1)
+    parameters: list[ParameterIn] | None = None
+    run_as: str | None = None
+    timeout_seconds: int | None = Field(None, ge=1)
+    concurrency: int | None = Field(None, ge=1)
+    failure_limit: int | None = Field(None, ge=0, description="0 removes the limit.")
+    default_server_ids: list[int] | None = None
+    default_tags: list[str] | None = None
+
+
+class ActionOut(Schema):
+    id: int
+    name: str
+    description: str
+    script: str
+    parameters: list[ParameterOut]
+    run_as: str
+    timeout_seconds: int
+    concurrency: int
+    failure_limit: int | None
+    default_server_ids: list[int]
+    default_tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunStartIn(Input):
+    targets: list[str] = Field(
+        [], description='Server names, or "tag:NAME" for every server with the tag.'
+    )
+    server_ids: list[int] = []
+    tags: list[str] = []
+    params: dict[str, ParamValue] = {}
+
+
+class TargetOut(Schema):
+    id: int
+    server: str
+    server_id: int | None
+    status: str
+    status_label: str
+    exit_code: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: float | None
+    error: str
+    last_seq: int
+    output_bytes: int
+    truncated: bool
+
+
+class RunOut(Schema):
+    id: int
+    action_id: int | None
+    action_name: str
+    status: str
+    finished: bool
+    trigger: str
+    started_by: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    params: dict[str, Any] = Field(..., description="Secret values are masked.")
+    rerun_of: int | None
+    target_counts: dict[str, int]
+
+
+class RunDetailOut(RunOut):
+    targets: list[TargetOut]
+
+
+class ChunkOut(Schema):
+    target: int
+    seq: int
+    stream: Literal["stdout", "stderr", "system"]
+    data: str
+
+
+class TargetOutputOut(Schema):
+    target: TargetOut
+    chunks: list[ChunkOut]
+    more: bool = Field(..., description="More chunks follow: ask again with after=<last seq>.")
+
+
+class RunRunState(Schema):
+    status: str
+    finished: bool
+
+
+class RunChangesOut(Schema):
+    revision: int
+    run: RunRunState
+    targets: list[TargetOut]
+    chunks: list[ChunkOut]
+    more: list[int]
+
+
+class OutputParams(Schema):
+    after: int = Field(0, ge=0, description="Last sequence number you have; 0 from the start.")
+
+
+class ChangesParams(Schema):
+    rev: int = Field(0, ge=0, description="The revision of your last answer; 0 at first.")
+    after: str = Field(
+        "", description="Targets you follow and the last seq you have: `12:40,13:0`."
+    )
+    wait: float = Field(0, ge=0, le=20, description="Seconds to wait for something new.")
+
+
+class RunFilterParams(Schema):
+    action: int | None = None
+    status: RunStatus | None = None
+    server: int | None = None
+    who: int | None = Field(None, description="User id of who started the run.")
+    since: date | None = None
+    until: date | None = None
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Membership:
+    membership = membership_get(user=principal(request).user, team_slug=slug)
+    if not membership.role_enum.at_least(role):
+        raise PermissionDenied(f"This needs the {role.label} role or higher.")
+    return membership
+
+
+def _action_out(action: Action) -> dict[str, Any]:
+    return {
+        "id": action.pk,
+        "name": action.name,
+        "description": action.description,
+        "script": action.script,
+        "parameters": action.parameters,
+        "run_as": action.run_as,
+        "timeout_seconds": action.timeout_seconds,
+        "concurrency": action.concurrency,
+        "failure_limit": action.failure_limit,
+        "default_server_ids": list(action.default_servers.values_list("pk", flat=True)),
+        "default_tags": action.default_tags,
+        "created_at": action.created_at,
+        "updated_at": action.updated_at,
+    }
+
+
+def _run_out(run: Run, *, targets: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": run.pk,
+        "action_id": run.action_id,
+        "action_name": run.action_name,
+        "status": run.status,
+        "finished": run.is_finished,
+        "trigger": run.trigger,
+        "started_by": run.started_by.email if run.started_by else None,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "params": run.masked_params(),
+        "rerun_of": run.rerun_of_id,
+        "target_counts": selectors.target_status_counts(run=run),
+    }
+    if targets:
+        body["targets"] = [selectors.target_dict(t) for t in selectors.run_targets(run=run)]
+    return body
+
+
+def _split_targets(team: Team, payload: RunStartIn) -> tuple[list[int], list[str]]:
+    server_ids = list(payload.server_ids)
+    tags = list(payload.tags)
+    for item in payload.targets:
+        if item.startswith("tag:"):
+            tags.append(item[4:])
+            continue
+        server = Server.objects.filter(team=team, name=item).only("pk").first()
+        if server is None:
+            raise Http404(f"No server named {item!r} in this team.")
+        server_ids.append(server.pk)
+    return server_ids, tags
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+@router.get("/teams/{slug}/actions", response=with_errors({200: Page[ActionOut]}, 401, 404, 429))
+def action_list(
+    request: HttpRequest, slug: str, pagination: Query[PageParams], name: str = ""
+) -> dict[str, Any]:
+    """The team's actions by name (`?name=` finds one by its exact name)."""
+    team = _membership(request, slug).team
+    actions = selectors.actions_for_team(team=team).prefetch_related("default_servers")
+    if name:
+        actions = actions.filter(name=name)
+    return paginate(request, actions, pagination, transform=_action_out)
+
+
+@router.post("/teams/{slug}/actions", response=with_errors({201: ActionOut}))
+def action_create(request: HttpRequest, slug: str, payload: ActionIn) -> Status:
+    """Create an action (admins and owners)."""
+    team = _membership(request, slug, Role.ADMIN).team
+    fields = payload.model_dump()
+    action = services.action_create(
+        team=team, actor=principal(request).user, request=request, **fields
+    )
+    return Status(201, _action_out(action))
+
+
+@router.get("/teams/{slug}/actions/{action_id}", response=with_errors({200: ActionOut}, 401, 404))
+def action_get(request: HttpRequest, slug: str, action_id: int) -> dict[str, Any]:
+    team = _membership(request, slug).team
+    return _action_out(selectors.action_get(team=team, action_id=action_id))
+
+
+@router.patch("/teams/{slug}/actions/{action_id}", response=with_errors({200: ActionOut}))
+def action_update(
+    request: HttpRequest, slug: str, action_id: int, payload: ActionPatchIn
+) -> dict[str, Any]:
+    """Change some fields of an action (admins and owners)."""
+    team = _membership(request, slug, Role.ADMIN).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    changes = payload.model_dump(exclude_unset=True)
+    action = services.action_update(
+        action=action, actor=principal(request).user, request=request, **changes
+    )
+    return _action_out(action)
+
+
+@router.delete("/teams/{slug}/actions/{action_id}", response=with_errors({204: None}))
+def action_delete(request: HttpRequest, slug: str, action_id: int) -> Status:
+    """Delete an action; its runs stay in the history."""
+    team = _membership(request, slug, Role.ADMIN).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    services.action_delete(action=action, actor=principal(request).user, request=request)
+    return Status(204, None)
+
+
+@router.post("/teams/{slug}/actions/{action_id}/runs", response=with_errors({201: RunDetailOut}))
+def run_start(request: HttpRequest, slug: str, action_id: int, payload: RunStartIn) -> Status:
+    """Start a run (operators and above). Without targets the action's defaults are used."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    server_ids, tags = _split_targets(team, payload)
+    run = services.run_start(
+        action=action,
+        actor=principal(request).user,
+        server_ids=server_ids,
+        tags=tags,
+        values=payload.params,
+        trigger=Run.Trigger.API,
+        request=request,
+    )
+    return Status(201, _run_out(run, targets=True))
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+@router.get("/teams/{slug}/runs", response=with_errors({200: Page[RunOut]}, 401, 404, 422, 429))
+def run_list(
+    request: HttpRequest,
+    slug: str,
+    pagination: Query[PageParams],
+    filters: Query[RunFilterParams],
+) -> dict[str, Any]:
+    """Run history, newest first, filtered by action, status, server, who and date."""
+    team = _membership(request, slug).team
+    runs = selectors.runs_for_team(
+        team=team,
+        filters=selectors.RunFilters(
+            action=filters.action,
+            status=filters.status or "",
+            server=filters.server,
+            who=filters.who,
+            since=filters.since,
+            until=filters.until,
+        ),
+    )
+    return paginate(request, runs, pagination, transform=_run_out)
+
+
+@router.get("/teams/{slug}/runs/{run_id}", response=with_errors({200: RunDetailOut}, 401, 404))
+def run_get(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
+    team = _membership(request, slug).team
+    return _run_out(selectors.run_get(team=team, run_id=run_id), targets=True)
+
+
+@router.get(
+    "/teams/{slug}/runs/{run_id}/targets/{target_id}/output",
+    response=with_errors({200: TargetOutputOut}, 401, 404),
+)
+def run_target_output(
+    request: HttpRequest,
+    slug: str,
+    run_id: int,
+    target_id: int,
+    query: Query[OutputParams],
+) -> dict[str, Any]:
+    """Output chunks of one server after a sequence number, oldest first."""
+    team = _membership(request, slug).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    target = selectors.run_target_get(run=run, target_id=target_id)
+    rows = selectors.chunks_after(target=target, after=query.after)
+    last = rows[-1].seq if rows else query.after
+    return {
+        "target": selectors.target_dict(target),
+        "chunks": [selectors.chunk_dict(c) for c in rows],
+        "more": last < target.last_seq,
+    }
+
+
+@router.get(
+    "/teams/{slug}/runs/{run_id}/changes",
+    response=with_errors({200: RunChangesOut}, 401, 404),
+)
+def run_changes(
+    request: HttpRequest,
+    slug: str,
+    run_id: int,
+    query: Query[ChangesParams],
+) -> dict[str, Any]:
+    """Long-poll for what changed: target statuses since `rev`, output after `after`."""
+    team = _membership(request, slug).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    return selectors.live_wait(
+        run=run, revision=query.rev, cursor=selectors.parse_cursor(query.after), wait=query.wait
+    )
+
+
+@router.post("/teams/{slug}/runs/{run_id}/cancel", response=with_errors({200: RunDetailOut}))
+def run_cancel(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
+    """Cancel a run: queued servers are skipped, running scripts are signalled."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    run = services.run_cancel(run=run, actor=principal(request).user, request=request)
+    return _run_out(run, targets=True)
+
+
+@router.post("/teams/{slug}/runs/{run_id}/rerun-failed", response=with_errors({201: RunDetailOut}))
+def run_rerun_failed(request: HttpRequest, slug: str, run_id: int) -> Status:
+    """Start a new run of the same action and parameters on only the failed servers."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    new_run = services.run_rerun_failed(run=run, actor=principal(request).user, request=request)
+    return Status(201, _run_out(new_run, targets=True))

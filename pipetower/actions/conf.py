@@ -1,0 +1,63 @@
+"""The actions app's settings, each with its default (settings.py sets them from the
+environment; tests override them with pytest-django's `settings` fixture)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+
+
+def output_limit_bytes() -> int:
+    """Output kept per target; beyond it the rest is discarded with a marker."""
+    return int(getattr(settings, "ACTIONS_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024))
+
+
+def shard_size() -> int:
+    """Targets per worker task: a larger run is split so several workers share it."""
+    return max(1, int(getattr(settings, "ACTIONS_SHARD_SIZE", 100)))
+
+
+def script_max_bytes() -> int:
+    return int(getattr(settings, "ACTIONS_SCRIPT_MAX_BYTES", 256 * 1024))
+
+
+def heartbeat_seconds() -> float:
+    return float(getattr(settings, "ACTIONS_HEARTBEAT_SECONDS", 10.0))
+
+
+def worker_lost_after() -> timedelta:
+    value = getattr(settings, "ACTIONS_WORKER_LOST_AFTER", timedelta(seconds=60))
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def connect_timeout() -> float:
+    return float(getattr(settings, "ACTIONS_CONNECT_TIMEOUT", 10.0))
+
+
+def cancel_grace_seconds() -> float:
+    """After TERM, how long a cancelled or timed-out script gets before KILL."""
+    return float(getattr(settings, "ACTIONS_CANCEL_GRACE_SECONDS", 5.0))
+
+
+def flush_interval() -> float:
+    return float(getattr(settings, "ACTIONS_FLUSH_SECONDS", 0.1))
+
+
+def flush_lines() -> int:
+    return int(getattr(settings, "ACTIONS_FLUSH_LINES", 500))
+
+
+def handshakes_per_host() -> int:
+    """Simultaneous SSH handshakes to one host:port (sshd's MaxStartups defaults to 10)."""
+    return int(getattr(settings, "ACTIONS_HANDSHAKES_PER_HOST", 8))
+
+
+def live_waiters() -> int:
+    """Live-output requests that may hold a web thread at once (per web process).
+
+    Beyond this many, a live request answers at once and tells the page to come
+    back later: granian's WSGI threads are few (2 per core + 1), and a held
+    thread is one that cannot serve pages (docs/actions.md has the numbers).
+    """
+    return max(0, int(getattr(settings, "ACTIONS_LIVE_WAITERS", 2)))

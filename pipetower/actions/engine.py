@@ -1,0 +1,550 @@
+"""The run engine: one worker task drives many SSH sessions on one asyncio loop.
+
+`shard_execute(run_id=..., target_ids=[...])` is what the Celery task calls.
+It runs the shard's targets with at most `concurrency` sessions at once. Every
+database access goes through `sync_to_async` (serialised on the calling
+thread), so the event loop never blocks on the database.
+
+How a script runs on a server (see `remote_program`): the SSH command is only
+`sh -s` (or `sudo -n -u USER -- sh -s`); everything else arrives on stdin:
+parameter exports (each value `shlex.quote`d, never pasted into the script),
+the script itself inside a quoted here-document, written to a private temp
+file and started in its own session (`setsid`). stdin then stays open: a line
+on it, or its end (the connection dropped, the worker died), makes a watcher
+send TERM to the script's process group, and KILL after a grace period. That
+is how cancel and timeout stop remote processes without relying on sshd's
+optional signal support.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import secrets
+import shlex
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncssh
+from asgiref.sync import async_to_sync, sync_to_async
+
+from pipetower.actions import conf, params, services
+from pipetower.actions.models import OutputChunk, ParamKind, Run, RunTarget, TargetStatus
+from pipetower.servers.ssh import SshError, connection_spec_for, ssh_connect
+
+logger = logging.getLogger("pipetower.actions.engine")
+
+CHUNK_MAX_CHARS = 64 * 1024
+READ_SIZE = 64 * 1024
+CANCEL_POLL_SECONDS = 0.5
+MASK = "••••••"
+NUL_SHOWN = "\u2400"  # ␀: NUL cannot be stored in a PostgreSQL text column
+
+STDOUT = OutputChunk.Stream.STDOUT.value
+STDERR = OutputChunk.Stream.STDERR.value
+SYSTEM = OutputChunk.Stream.SYSTEM.value
+
+SSH_ERROR_STATUS = {
+    "dns": TargetStatus.UNREACHABLE,
+    "refused": TargetStatus.UNREACHABLE,
+    "timeout": TargetStatus.UNREACHABLE,
+    "unreachable": TargetStatus.UNREACHABLE,
+    "lost": TargetStatus.UNREACHABLE,
+    "host_key_changed": TargetStatus.HOST_KEY_MISMATCH,
+    "host_key_unknown": TargetStatus.HOST_KEY_MISMATCH,
+    "auth_failed": TargetStatus.FAILED,
+    "key_format": TargetStatus.FAILED,
+    "passphrase": TargetStatus.FAILED,
+}
+
+
+# --- the program sent on stdin ---------------------------------------------------
+
+
+def remote_command(run_as: str) -> str:
+    if run_as:
+        return f"sudo -n -u {shlex.quote(run_as)} -- sh -s"
+    return "sh -s"
+
+
+def remote_program(
+    *, script: str, env: dict[str, str], grace_seconds: float = 5.0, delimiter: str = ""
+) -> str:
+    """The POSIX sh program that receives the script and runs it (see the module doc)."""
+    if not script.endswith("\n"):
+        script += "\n"
+    delimiter = delimiter or f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
+    while f"\n{delimiter}\n" in f"\n{script}":
+        delimiter = f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
+    start = '"$__pt_d/script"' if script.startswith("#!") else 'bash "$__pt_d/script"'
+    grace = f"{max(0.0, grace_seconds):g}"
+    lines = ["{", "exec 3<&0"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    lines += [
+        '__pt_d=$(mktemp -d "${TMPDIR:-/tmp}/pipetower.XXXXXXXXXX") || '
+        '{ echo "pipetower: cannot create a temporary directory" >&2; exit 125; }',
+        f"cat > \"$__pt_d/script\" <<'{delimiter}'",
+        script + delimiter,
+        'chmod 700 "$__pt_d/script"',
+        "if command -v setsid >/dev/null 2>&1; then "
+        f"setsid {start} </dev/null 3<&- & else {start} </dev/null 3<&- & fi",
+        "__pt_pid=$!",
+        "{ read -r __pt_line; "
+        'kill -s TERM -- "-$__pt_pid" || kill -s TERM "$__pt_pid"; '
+        f"sleep {grace}; "
+        'kill -s KILL -- "-$__pt_pid" || kill -s KILL "$__pt_pid"; } <&3 >/dev/null 2>&1 &',
+        "__pt_watch=$!",
+        'wait "$__pt_pid"',
+        "__pt_rc=$?",
+        'kill "$__pt_watch" 2>/dev/null',
+        'rm -rf "$__pt_d"',
+        'exit "$__pt_rc"',
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def script_env(run: Run, target: RunTarget) -> dict[str, str]:
+    env = {
+        "PT_RUN_ID": str(run.pk),
+        "PT_TARGET_ID": str(target.pk),
+        "PT_SERVER_NAME": target.server_name,
+        "PT_ACTION_NAME": run.action_name,
+    }
+    secret_values = run.secret_param_values()
+    for spec in run.parameters:
+        name = spec["name"]
+        if spec["kind"] == ParamKind.SECRET:
+            value = secret_values.get(name, "")
+        else:
+            value = run.params.get(name, "")
+        env[params.env_name(name)] = params.env_value(value)
+    return env
+
+
+# --- output buffering ---------------------------------------------------------------
+
+
+class Masker:
+    """Replaces secret values in a stream, even when one is split across reads."""
+
+    def __init__(self, secret_values: Iterable[str]) -> None:
+        self.secrets = sorted({s for s in secret_values if s}, key=len, reverse=True)
+        self.held = ""
+
+    def feed(self, text: str, *, final: bool = False) -> str:
+        if not self.secrets:
+            return text
+        text = self.held + text
+        for value in self.secrets:
+            text = text.replace(value, MASK)
+        self.held = ""
+        if not final:
+            # Hold back a tail that could be the start of a secret.
+            longest = max(len(s) for s in self.secrets) - 1
+            for size in range(min(longest, len(text)), 0, -1):
+                tail = text[-size:]
+                if any(s.startswith(tail) for s in self.secrets):
+                    self.held, text = tail, text[:-size]
+                    break
+        return text
+
+
+@dataclass
+class OutputBuffer:
+    """One target's output between flushes: decoded, masked, capped."""
+
+    limit: int
+    secret_values: Sequence[str] = ()
+    pending: list[list[str]] = field(default_factory=list)
+    lines: int = 0
+    total_bytes: int = 0
+    stored_bytes: int = 0
+    truncated: bool = False
+    dirty: bool = False
+    stderr_head: str = ""  # the first stderr text, to explain a sudo refusal
+
+    def __post_init__(self) -> None:
+        self.decoders = {
+            s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in (STDOUT, STDERR)
+        }
+        self.maskers = {s: Masker(self.secret_values) for s in (STDOUT, STDERR, SYSTEM)}
+
+    def _append(self, stream: str, text: str) -> None:
+        if not text:
+            return
+        text = text.replace("\x00", NUL_SHOWN)
+        if self.pending and self.pending[-1][0] == stream:
+            self.pending[-1][1] += text
+        else:
+            self.pending.append([stream, text])
+        self.lines += text.count("\n")
+
+    def feed(self, stream: str, data: bytes) -> None:
+        self.total_bytes += len(data)
+        self.dirty = True
+        if self.truncated:
+            return  # keep reading (so the script is not blocked), store nothing more
+        room = self.limit - self.stored_bytes
+        if len(data) > room:
+            data = data[:room]
+            self.truncated = True
+        self.stored_bytes += len(data)
+        text = self.decoders[stream].decode(data, final=self.truncated)
+        if stream == STDERR and len(self.stderr_head) < 2048:
+            self.stderr_head += text[:2048]
+        self._append(stream, self.maskers[stream].feed(text, final=self.truncated))
+        if self.truncated:
+            self._append(
+                SYSTEM,
+                f"\n[Pipetower: output truncated at {_size(self.limit)} for this server. "
+                "The script kept running; the rest of its output was not stored.]\n",
+            )
+
+    def note(self, text: str) -> None:
+        """A line from Pipetower itself (errors, timeouts), shown apart from the script's."""
+        self.dirty = True
+        self._append(SYSTEM, self.maskers[SYSTEM].feed(text, final=True))
+
+    def close(self) -> None:
+        for stream in (STDOUT, STDERR):
+            if not self.truncated:
+                text = self.decoders[stream].decode(b"", final=True)
+                self._append(stream, self.maskers[stream].feed(text, final=True))
+        if self.truncated and self.total_bytes > self.limit:
+            self.note(
+                f"[Pipetower: {_size(self.total_bytes - self.limit)} more output was discarded.]\n"
+            )
+
+    def take(self) -> list[tuple[str, str]]:
+        chunks: list[tuple[str, str]] = []
+        for stream, text in self.pending:
+            for start in range(0, len(text), CHUNK_MAX_CHARS):
+                chunks.append((stream, text[start : start + CHUNK_MAX_CHARS]))
+        self.pending = []
+        self.lines = 0
+        self.dirty = False
+        return chunks
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count:,} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"
+
+
+# --- the shard ------------------------------------------------------------------------
+
+
+@dataclass
+class _Target:
+    id: int
+    server_id: int | None
+    name: str
+    env: dict[str, str]
+    buffer: OutputBuffer
+    process: asyncssh.SSHClientProcess[bytes] | None = None
+    stop_reason: str = ""  # "cancelled" or "timed_out" once we asked the script to stop
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class Plan:
+    """What a shard needs, read from the database before the event loop starts."""
+
+    run_id: int
+    script: str
+    run_as: str
+    timeout_seconds: int
+    concurrency: int
+    shard_count: int
+    secret_values: list[str]
+    targets: list[tuple[int, int | None, str, dict[str, str]]]  # id, server id, name, env
+
+
+class Shard:
+    def __init__(self, plan: Plan, worker: str) -> None:
+        self.run = plan
+        self.run_id = plan.run_id
+        self.worker = worker
+        self.secret_values = plan.secret_values
+        limit = conf.output_limit_bytes()
+        self.targets = [
+            _Target(
+                id=target_id,
+                server_id=server_id,
+                name=name,
+                env=env,
+                buffer=OutputBuffer(limit=limit, secret_values=self.secret_values),
+            )
+            for target_id, server_id, name, env in plan.targets
+        ]
+        per_shard = -(-plan.concurrency // max(1, plan.shard_count))
+        self.semaphore = asyncio.Semaphore(max(1, per_shard))
+        self.active: dict[int, _Target] = {}
+        self.lock = asyncio.Lock()
+        self.flush_now = asyncio.Event()
+        self.cancelled = False
+        self.done = False
+
+    # --- database calls (serialised through sync_to_async) ---
+
+    async def _store(self) -> None:
+        async with self.lock:
+            batch = {
+                t.id: (t.buffer.take(), t.buffer.total_bytes, t.buffer.truncated)
+                for t in self.active.values()
+                if t.buffer.dirty
+            }
+            if batch:
+                await sync_to_async(_store_batch)(batch)
+
+    async def _finish(
+        self, target: _Target, status: str, *, exit_code: int | None = None, error: str = ""
+    ) -> None:
+        for value in self.secret_values:
+            if value:
+                error = error.replace(value, MASK)
+        async with self.lock:
+            target.buffer.close()
+            if error:
+                target.buffer.note(f"[Pipetower: {error}]\n")
+            await sync_to_async(services.run_target_finish)(
+                target_id=target.id,
+                status=status,
+                exit_code=exit_code,
+                error=error,
+                chunks=target.buffer.take(),
+                output_bytes=target.buffer.total_bytes,
+                truncated=target.buffer.truncated,
+            )
+            self.active.pop(target.id, None)
+
+    # --- background loops ---
+
+    async def _flusher(self) -> None:
+        interval = conf.flush_interval()
+        heartbeat_every = conf.heartbeat_seconds()
+        last_beat = last_cancel_check = time.monotonic()
+        while not self.done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush_now.wait(), timeout=interval)
+            self.flush_now.clear()
+            await self._store()
+            now = time.monotonic()
+            if now - last_cancel_check >= CANCEL_POLL_SECONDS and not self.cancelled:
+                last_cancel_check = now
+                if await sync_to_async(services.run_cancel_requested)(run_id=self.run_id):
+                    self.cancelled = True
+                    for target in list(self.active.values()):
+                        self._stop(target, "cancelled")
+            if now - last_beat >= heartbeat_every and self.active:
+                last_beat = now
+                await sync_to_async(services.run_targets_heartbeat)(target_ids=list(self.active))
+
+    def _stop(self, target: _Target, reason: str) -> None:
+        if target.stop_reason:
+            return
+        target.stop_reason = reason
+        target.stopping.set()
+        if target.process is not None and not target.process.stdin.is_closing():
+            with contextlib.suppress(asyncssh.Error, OSError):  # the channel may be gone
+                target.process.stdin.write(b"stop\n")
+
+    # --- one target ---
+
+    async def _read(self, target: _Target, stream: str, reader: Any) -> None:
+        flush_lines = conf.flush_lines()
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return
+            target.buffer.feed(stream, data)
+            if target.buffer.lines >= flush_lines:
+                self.flush_now.set()
+
+    async def _target(self, target: _Target) -> None:
+        async with self.semaphore:
+            if self.cancelled:
+                return  # run_cancel ends the queued targets itself
+            claimed, spec, spec_error = await sync_to_async(_claim)(target.id, self.worker)
+            if not claimed:
+                return
+            self.active[target.id] = target
+            try:
+                await self._drive(target, spec, spec_error)
+            except Exception as exc:  # the target must end, whatever went wrong
+                logger.exception("Run %s target %s failed in the engine", self.run_id, target.id)
+                await self._finish(
+                    target, TargetStatus.FAILED, error=f"Pipetower failed to run this: {exc}"
+                )
+
+    async def _drive(self, target: _Target, spec: Any, spec_error: SshError | None) -> None:
+        if spec_error is not None:
+            await self._finish(target, SSH_ERROR_STATUS[spec_error.kind], error=spec_error.message)
+            return
+        first_use: list[str] = []
+        try:
+            conn = await ssh_connect(
+                spec, connect_timeout=conf.connect_timeout(), on_first_use=first_use.append
+            )
+        except SshError as exc:
+            await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
+            return
+        if first_use:
+            await sync_to_async(_pin_first_use)(target.server_id, first_use[0])
+        async with conn:
+            if self.cancelled:
+                await self._finish(target, TargetStatus.CANCELLED, error="Cancelled.")
+                return
+            process = await conn.create_process(
+                remote_command(self.run.run_as), encoding=None, term_type=None
+            )
+            target.process = process
+            await sync_to_async(services.run_target_running)(target_id=target.id)
+            # The remote command may end before reading its program (sudo refusing,
+            # for one); its output and exit status below then say why.
+            with contextlib.suppress(BrokenPipeError, ConnectionError):
+                process.stdin.write(
+                    remote_program(
+                        script=self.run.script,
+                        env=target.env,
+                        grace_seconds=conf.cancel_grace_seconds(),
+                    ).encode()
+                )
+            readers: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(
+                    self._read(target, STDOUT, process.stdout),
+                    self._read(target, STDERR, process.stderr),
+                )
+            )
+            stopping: asyncio.Future[Any] = asyncio.ensure_future(target.stopping.wait())
+            await asyncio.wait(
+                {readers, stopping},
+                timeout=self.run.timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            stopping.cancel()
+            if not readers.done():
+                if not target.stop_reason:
+                    self._stop(target, "timed_out")
+                # Give the remote watcher time for TERM, the grace period and KILL.
+                await asyncio.wait({readers}, timeout=conf.cancel_grace_seconds() + 5)
+                if not readers.done():
+                    process.close()
+                    readers.cancel()
+            try:
+                await asyncio.wait_for(process.wait_closed(), timeout=5)
+            except TimeoutError:
+                process.close()
+            exit_code = process.exit_status
+            signal = process.exit_signal[0] if process.exit_signal else None
+        if target.stop_reason == "timed_out":
+            await self._finish(
+                target,
+                TargetStatus.TIMED_OUT,
+                exit_code=exit_code,
+                error=f"Timed out after {self.run.timeout_seconds} s; the script was stopped.",
+            )
+        elif target.stop_reason == "cancelled":
+            await self._finish(
+                target,
+                TargetStatus.CANCELLED,
+                exit_code=exit_code,
+                error="Cancelled while running; the script was stopped.",
+            )
+        elif exit_code == 0:
+            await self._finish(target, TargetStatus.SUCCEEDED, exit_code=0)
+        elif exit_code is None:
+            reason = f"killed by signal {signal}" if signal else "ended without an exit status"
+            await self._finish(target, TargetStatus.FAILED, error=f"The script {reason}.")
+        else:
+            error = f"Exited with status {exit_code}."
+            if self.run.run_as and exit_code == 1 and "sudo:" in target.buffer.stderr_head:
+                error = (
+                    f"sudo refused to run the script as {self.run.run_as!r}. Allow the login "
+                    "user to run commands as that user without a password (sudo -n)."
+                )
+            await self._finish(target, TargetStatus.FAILED, exit_code=exit_code, error=error)
+
+    async def execute(self) -> None:
+        flusher = asyncio.create_task(self._flusher())
+        try:
+            await asyncio.gather(*(self._target(t) for t in self.targets))
+        finally:
+            self.done = True
+            self.flush_now.set()
+            await flusher
+            await self._store()
+
+
+# --- sync helpers run on the database thread --------------------------------------------
+
+
+def _claim(target_id: int, worker: str) -> tuple[bool, Any, SshError | None]:
+    if not services.run_target_claim(target_id=target_id, worker=worker):
+        return False, None, None
+    target = RunTarget.objects.select_related("server", "server__team").get(pk=target_id)
+    if target.server is None:
+        return True, None, SshError("unreachable", "The server was deleted after the run started.")
+    try:
+        return True, connection_spec_for(target.server), None
+    except SshError as exc:
+        return True, None, exc
+
+
+def _pin_first_use(server_id: int | None, key_line: str) -> None:
+    if server_id is not None:
+        from pipetower.servers.services import server_host_key_trust_first_use
+
+        server_host_key_trust_first_use(server_id=server_id, key_line=key_line)
+
+
+def _store_batch(batch: dict[int, tuple[list[tuple[str, str]], int, bool]]) -> None:
+    from django.db import transaction
+
+    with transaction.atomic():
+        for target_id, (chunks, total, truncated) in batch.items():
+            services.output_chunks_store(
+                target_id=target_id, chunks=chunks, output_bytes=total, truncated=truncated
+            )
+
+
+def _load(run_id: int, target_ids: Sequence[int]) -> Plan | None:
+    run = Run.objects.select_related("team").filter(pk=run_id).first()
+    if run is None:
+        return None
+    targets = RunTarget.objects.filter(run=run, pk__in=target_ids, status=TargetStatus.QUEUED)
+    return Plan(
+        run_id=run.pk,
+        script=run.script,
+        run_as=run.run_as,
+        timeout_seconds=run.timeout_seconds,
+        concurrency=run.concurrency,
+        shard_count=run.shard_count,
+        secret_values=[v for v in run.secret_param_values().values() if v],
+        targets=[
+            (t.pk, t.server_id, t.server_name, script_env(run, t)) for t in targets.order_by("id")
+        ],
+    )
+
+
+async def _shard_main(run_id: int, target_ids: Sequence[int], worker: str) -> int:
+    plan = await sync_to_async(_load)(run_id, target_ids)
+    if plan is None or not plan.targets:
+        return 0
+    await Shard(plan, worker).execute()
+    return len(plan.targets)
+
+
+def shard_execute(*, run_id: int, target_ids: Sequence[int], worker: str = "") -> int:
+    """Run these targets of the run (those still queued); returns how many were taken."""
+    worker = worker or socket.gethostname()
+    return int(async_to_sync(_shard_main)(run_id, list(target_ids), worker))

@@ -1,0 +1,289 @@
+"""Forms for actions and for starting a run. They check shapes; the services check
+the rules and their ServiceError messages are put next to the field they name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.forms import formset_factory
+
+from pipetower.actions.models import Action, ParamKind, RunStatus
+from pipetower.core.errors import ServiceError
+from pipetower.servers.models import Server, Tag
+from pipetower.teams.models import Team
+
+
+class ErrorAttrsMixin:
+    """Marks fields with errors as aria-invalid and points them at their error list."""
+
+    def mark_invalid(self) -> None:
+        form: Any = self
+        for name in form.errors:
+            if name in form.fields:
+                form.fields[name].widget.attrs["aria-invalid"] = "true"
+
+    def add_service_error(self, exc: ServiceError) -> None:
+        form: Any = self
+        field = exc.field if exc.field in form.fields else None
+        form.add_error(field, exc.message)
+        self.mark_invalid()
+
+
+def _tag_text(tags: list[str]) -> str:
+    return ", ".join(tags)
+
+
+class ActionForm(ErrorAttrsMixin, forms.Form):
+    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"autofocus": True}))
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    script = forms.CharField(
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
+        help_text="Runs with bash unless the first line is a shebang (#!/usr/bin/env python3). "
+        "Parameters arrive as environment variables: PT_PARAM_<NAME>.",
+    )
+    run_as = forms.CharField(
+        required=False,
+        max_length=32,
+        label="Run as user",
+        help_text="Leave empty to run as the login user; otherwise `sudo -n -u USER` is used.",
+    )
+    timeout_seconds = forms.IntegerField(
+        min_value=1, initial=300, label="Timeout per server (seconds)"
+    )
+    concurrency = forms.IntegerField(
+        min_value=1, initial=10, label="Servers at once", help_text="How many servers run at once."
+    )
+    failure_limit = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Stop after this many failures",
+        help_text="Servers not yet started are skipped once this many have failed. "
+        "Empty: never stop early.",
+    )
+    default_servers = forms.ModelMultipleChoiceField(
+        queryset=Server.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    default_tags = forms.CharField(
+        required=False, help_text="Tags, separated by commas: every server with one of them."
+    )
+
+    def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["default_servers"].queryset = Server.objects.filter(team=team).order_by("name")  # type: ignore[attr-defined]
+
+    @classmethod
+    def initial_for(cls, action: Action) -> dict[str, Any]:
+        return {
+            "name": action.name,
+            "description": action.description,
+            "script": action.script,
+            "run_as": action.run_as,
+            "timeout_seconds": action.timeout_seconds,
+            "concurrency": action.concurrency,
+            "failure_limit": action.failure_limit,
+            "default_servers": list(action.default_servers.all()),
+            "default_tags": _tag_text(action.default_tags),
+        }
+
+    def service_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "description": data["description"],
+            "script": data["script"],
+            "run_as": data["run_as"],
+            "timeout_seconds": data["timeout_seconds"],
+            "concurrency": data["concurrency"],
+            "failure_limit": data["failure_limit"],
+            "default_server_ids": [s.pk for s in data["default_servers"]],
+            "default_tags": [t for t in data["default_tags"].split(",") if t.strip()],
+        }
+
+
+class ParameterForm(forms.Form):
+    name = forms.CharField(max_length=40, required=False)
+    label = forms.CharField(max_length=100, required=False)
+    kind = forms.ChoiceField(choices=ParamKind.choices, initial=ParamKind.STRING, label="Type")
+    required = forms.BooleanField(required=False)
+    default = forms.CharField(
+        required=False,
+        max_length=4000,
+        help_text="For a secret, leave empty to keep the stored default.",
+    )
+    choices = forms.CharField(
+        required=False, max_length=2000, help_text="For a choice: options separated by commas."
+    )
+    help = forms.CharField(required=False, max_length=300, label="Help text")
+
+
+ParameterFormSet = formset_factory(ParameterForm, extra=2, can_delete=True, max_num=50)
+
+
+def parameters_initial(action: Action | None) -> list[dict[str, Any]]:
+    if action is None:
+        return []
+    rows = []
+    for spec in action.parameters:
+        default = spec.get("default")
+        if spec["kind"] == ParamKind.SECRET:
+            default = ""
+        elif isinstance(default, bool):
+            default = "true" if default else "false"
+        rows.append(
+            {
+                "name": spec["name"],
+                "label": spec.get("label", ""),
+                "kind": spec["kind"],
+                "required": spec.get("required", False),
+                "default": "" if default is None else str(default),
+                "choices": ", ".join(spec.get("choices", [])),
+                "help": spec.get("help", ""),
+            }
+        )
+    return rows
+
+
+def parameters_from_formset(
+    formset: Any, *, keep_secrets: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    keep = keep_secrets or {}
+    specs = []
+    for form in formset.forms:
+        data = getattr(form, "cleaned_data", None) or {}
+        if not data.get("name") or data.get("DELETE"):
+            continue
+        default: Any = data.get("default", "")
+        if data["kind"] == ParamKind.SECRET and not default:
+            default = keep.get(data["name"], "")
+        specs.append(
+            {
+                "name": data["name"],
+                "label": data.get("label", ""),
+                "kind": data["kind"],
+                "required": data.get("required", False),
+                "default": default,
+                "choices": [c for c in data.get("choices", "").split(",") if c.strip()],
+                "help": data.get("help", ""),
+            }
+        )
+    return specs
+
+
+class RunForm(ErrorAttrsMixin, forms.Form):
+    """Targets chosen at launch, and one field per parameter of the action."""
+
+    servers = forms.ModelMultipleChoiceField(
+        queryset=Server.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    tags = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, help_text="Every server with the tag."
+    )
+
+    def __init__(self, *args: Any, action: Action, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        team = action.team
+        self.action = action
+        servers = self.fields["servers"]
+        servers.queryset = Server.objects.filter(team=team).order_by("name")  # type: ignore[attr-defined]
+        tag_names = Tag.objects.filter(team=team).order_by("name").values_list("name", flat=True)
+        self.fields["tags"].choices = [(n, n) for n in tag_names]  # type: ignore[attr-defined]
+        if not self.is_bound:
+            self.initial.setdefault("servers", list(action.default_servers.all()))
+            self.initial.setdefault("tags", list(action.default_tags))
+        self.param_names: list[str] = []
+        for spec in action.parameters:
+            field_name = f"param_{spec['name']}"
+            self.param_names.append(field_name)
+            self.fields[field_name] = self._param_field(spec)
+
+    @staticmethod
+    def _param_field(spec: dict[str, Any]) -> forms.Field:
+        label = spec.get("label") or spec["name"]
+        help_text = spec.get("help", "")
+        env = f"PT_PARAM_{spec['name'].upper()}"
+        help_text = f"{help_text} (${env})" if help_text else f"${env}"
+        kind = spec["kind"]
+        default = spec.get("default")
+        required = bool(spec.get("required")) and default in (None, "")
+        field: forms.Field
+        if kind == ParamKind.INTEGER:
+            field = forms.IntegerField(required=required, initial=default)
+        elif kind == ParamKind.BOOLEAN:
+            field = forms.TypedChoiceField(
+                choices=[("true", "Yes"), ("false", "No")],
+                initial="true" if default else "false",
+                required=False,
+            )
+        elif kind == ParamKind.CHOICE:
+            choices = [(c, c) for c in spec.get("choices", [])]
+            if not required:
+                choices = [("", "(default)" if default else "(none)"), *choices]
+            field = forms.ChoiceField(choices=choices, required=required, initial=default)
+        elif kind == ParamKind.SECRET:
+            field = forms.CharField(
+                required=False,
+                strip=False,
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+            )
+            if spec.get("required"):
+                help_text += " · required unless a default is stored"
+        else:
+            field = forms.CharField(required=required, strip=False, initial=default)
+        field.label = label
+        field.help_text = help_text
+        return field
+
+    def service_fields(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        values: dict[str, Any] = {}
+        for spec in self.action.parameters:
+            value = data.get(f"param_{spec['name']}")
+            if value in (None, ""):
+                continue
+            values[spec["name"]] = value
+        return {
+            "server_ids": [s.pk for s in data["servers"]],
+            "tags": list(data["tags"]),
+            "values": values,
+        }
+
+    def add_service_error(self, exc: ServiceError) -> None:
+        if exc.field and f"param_{exc.field}" in self.fields:
+            self.add_error(f"param_{exc.field}", exc.message)
+            self.mark_invalid()
+            return
+        if exc.field == "targets":
+            self.add_error(None, exc.message)
+            return
+        super().add_service_error(exc)
+
+
+class RunFilterForm(forms.Form):
+    action = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
+    server = forms.ChoiceField(required=False)
+    who = forms.ChoiceField(required=False, label="Started by")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from pipetower.teams.models import Membership
+
+        self.fields["action"].choices = [  # type: ignore[attr-defined]
+            ("", "Any action"),
+            *Action.objects.filter(team=team).order_by("name").values_list("pk", "name"),
+        ]
+        self.fields["server"].choices = [  # type: ignore[attr-defined]
+            ("", "Any server"),
+            *Server.objects.filter(team=team).order_by("name").values_list("pk", "name"),
+        ]
+        self.fields["who"].choices = [  # type: ignore[attr-defined]
+            ("", "Anyone"),
+            *(
+                (m.user_id, str(m.user))
+                for m in Membership.objects.filter(team=team).select_related("user")
+            ),
+        ]

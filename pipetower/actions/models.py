@@ -1,0 +1,258 @@
+"""Actions (saved scripts) and their runs.
+
+    Action ──< Run ──< RunTarget ──< OutputChunk
+    template    one     one per       output as it arrived,
+                launch  server        numbered per target
+
+A run keeps a snapshot of the action it was started from (script, run-as user,
+timeout, concurrency, failure limit, parameter definitions), so history stays
+true after the action is edited or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from pipetower.core.fields import EncryptedTextField
+
+
+class ParamKind(models.TextChoices):
+    STRING = "string", "Text"
+    INTEGER = "integer", "Integer"
+    BOOLEAN = "boolean", "Yes/no"
+    CHOICE = "choice", "Choice"
+    SECRET = "secret", "Secret"
+
+
+class Action(models.Model):
+    """A saved script with typed parameters, run on servers over SSH."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="actions")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    script = models.TextField()
+    # [{"name", "label", "kind", "required", "default", "choices", "help"}]; a
+    # secret parameter's default lives encrypted in `secret_defaults`.
+    parameters = models.JSONField(default=list, blank=True)
+    secret_defaults = EncryptedTextField(key_owner="team", blank=True)
+    run_as = models.CharField(max_length=32, blank=True)
+    timeout_seconds = models.PositiveIntegerField(default=300)
+    concurrency = models.PositiveIntegerField(default=10)
+    failure_limit = models.PositiveIntegerField(null=True, blank=True)
+    default_servers = models.ManyToManyField("servers.Server", blank=True, related_name="+")
+    default_tags = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+        constraints = [
+            models.UniqueConstraint(fields=("team", "name"), name="unique_action_name_per_team"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def secret_default_values(self) -> dict[str, str]:
+        return json.loads(self.secret_defaults) if self.secret_defaults else {}
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TargetStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    CONNECTING = "connecting", "Connecting"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    TIMED_OUT = "timed_out", "Timed out"
+    CANCELLED = "cancelled", "Cancelled"
+    UNREACHABLE = "unreachable", "Unreachable"
+    HOST_KEY_MISMATCH = "host_key_mismatch", "Host key mismatch"
+    WORKER_LOST = "worker_lost", "Worker lost"
+
+
+ACTIVE_STATUSES = frozenset({TargetStatus.CONNECTING, TargetStatus.RUNNING})
+PENDING_STATUSES = frozenset({TargetStatus.QUEUED, *ACTIVE_STATUSES})
+FAILED_STATUSES = frozenset(
+    {
+        TargetStatus.FAILED,
+        TargetStatus.TIMED_OUT,
+        TargetStatus.UNREACHABLE,
+        TargetStatus.HOST_KEY_MISMATCH,
+        TargetStatus.WORKER_LOST,
+    }
+)
+
+
+def run_status_from_targets(counts: dict[str, int]) -> str:
+    """The run's status follows from its targets' statuses.
+
+    Any target still queued or active: queued (none started) or running.
+    All finished: succeeded if every one succeeded; failed if any failed in any
+    way (failure wins over cancellation); otherwise cancelled.
+    """
+    total = sum(counts.values())
+    if total == 0:
+        return RunStatus.CANCELLED
+    if any(counts.get(s, 0) for s in PENDING_STATUSES):
+        if counts.get(TargetStatus.QUEUED, 0) == total:
+            return RunStatus.QUEUED
+        return RunStatus.RUNNING
+    if counts.get(TargetStatus.SUCCEEDED, 0) == total:
+        return RunStatus.SUCCEEDED
+    if any(counts.get(s, 0) for s in FAILED_STATUSES):
+        return RunStatus.FAILED
+    return RunStatus.CANCELLED
+
+
+class Run(models.Model):
+    class Trigger(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+        RERUN = "rerun", "Re-run of failed targets"
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="runs")
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    action_name = models.CharField(max_length=100)
+    script = models.TextField()
+    parameters = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    secret_params = EncryptedTextField(key_owner="team", blank=True)
+    run_as = models.CharField(max_length=32, blank=True)
+    timeout_seconds = models.PositiveIntegerField()
+    concurrency = models.PositiveIntegerField()
+    failure_limit = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    trigger = models.CharField(max_length=8, choices=Trigger.choices, default=Trigger.WEB)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    shard_count = models.PositiveIntegerField(default=1)
+    # Bumped whenever one of the run's targets changes status, so live views
+    # can ask "anything new since revision N?" with one indexed read.
+    revision = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("team", "-created_at"))]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.action_name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.finished_at is None:
+            return None
+        return self.finished_at - self.created_at
+
+    def secret_param_values(self) -> dict[str, str]:
+        return json.loads(self.secret_params) if self.secret_params else {}
+
+    def masked_params(self) -> dict[str, Any]:
+        """Every parameter value for display, secrets replaced by a mask."""
+        shown: dict[str, Any] = dict(self.params)
+        for spec in self.parameters:
+            if spec.get("kind") == ParamKind.SECRET:
+                shown[spec["name"]] = "••••••"
+        return shown
+
+
+class RunTarget(models.Model):
+    """One server's part in a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="targets")
+    server = models.ForeignKey(
+        "servers.Server", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    server_name = models.CharField(max_length=255)
+    shard = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=20, choices=TargetStatus.choices, default=TargetStatus.QUEUED
+    )
+    exit_code = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # Written by the worker while it drives this target; the scheduler's reaper
+    # ends targets whose heartbeat went stale as worker_lost.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    last_seq = models.PositiveIntegerField(default=0)
+    output_bytes = models.PositiveBigIntegerField(default=0)
+    truncated = models.BooleanField(default=False)
+    revision = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ("run", "server_name", "id")
+        indexes = [
+            models.Index(fields=("run", "status")),
+            models.Index(fields=("status", "heartbeat_at")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server_name} in run {self.run_id}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in PENDING_STATUSES
+
+
+class OutputChunk(models.Model):
+    class Stream(models.TextChoices):
+        STDOUT = "stdout", "Output"
+        STDERR = "stderr", "Errors"
+        SYSTEM = "system", "Pipetower"
+
+    run_target = models.ForeignKey(RunTarget, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    stream = models.CharField(max_length=6, choices=Stream.choices)
+    data = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("run_target", "seq")
+        constraints = [
+            models.UniqueConstraint(fields=("run_target", "seq"), name="unique_chunk_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.seq} of {self.run_target_id} ({self.stream})"

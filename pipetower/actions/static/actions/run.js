@@ -1,0 +1,250 @@
+// The run page: live output by long-polling, ANSI colours, load earlier, live badges.
+// Our own code, no libraries. Text always goes in with textContent, never innerHTML.
+(function () {
+  "use strict";
+  var configNode = document.getElementById("run-live-config");
+  if (!configNode) return;
+  var config = JSON.parse(configNode.textContent);
+  var MAX_CHUNKS_SHOWN = 2000;
+  var revision = config.revision || 0;
+  var finished = config.finished;
+  var wasRunning = !finished;
+  var followed = {};
+  var inFlight = null;
+  var timer = null;
+
+  // --- ANSI SGR → classes ------------------------------------------------------
+  var ESCAPE = /\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
+  var PARTIAL = /\x1b(\[[0-9;?]*|\][^\x07]*)?$/;
+
+  function freshState() { return { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false }; }
+
+  function applySgr(state, params) {
+    var codes = params === "" ? [0] : params.split(";").map(function (p) { return parseInt(p || "0", 10); });
+    for (var i = 0; i < codes.length; i++) {
+      var c = codes[i];
+      if (c === 0) { var f = freshState(); for (var k in f) state[k] = f[k]; }
+      else if (c === 1) state.bold = true;
+      else if (c === 2) state.dim = true;
+      else if (c === 3) state.italic = true;
+      else if (c === 4) state.underline = true;
+      else if (c === 22) { state.bold = false; state.dim = false; }
+      else if (c === 23) state.italic = false;
+      else if (c === 24) state.underline = false;
+      else if ((c >= 30 && c <= 37) || (c >= 90 && c <= 97)) state.fg = c;
+      else if (c === 39) state.fg = null;
+      else if (c >= 40 && c <= 47) state.bg = c;
+      else if (c >= 100 && c <= 107) state.bg = c - 60;
+      else if (c === 49) state.bg = null;
+      else if (c === 38 || c === 48) { i += codes[i + 1] === 5 ? 2 : codes[i + 1] === 2 ? 4 : 0; }
+    }
+  }
+
+  function classesOf(state) {
+    var names = [];
+    if (state.fg) names.push("ansi-fg-" + state.fg);
+    if (state.bg) names.push("ansi-bg-" + state.bg);
+    if (state.bold) names.push("ansi-bold");
+    if (state.dim) names.push("ansi-dim");
+    if (state.italic) names.push("ansi-italic");
+    if (state.underline) names.push("ansi-underline");
+    return names.join(" ");
+  }
+
+  // Renders text into `into`, carrying colour state and half-received escapes in `ctx`.
+  function renderAnsi(ctx, text, into) {
+    text = ctx.held + text;
+    ctx.held = "";
+    var partial = text.match(PARTIAL);
+    if (partial) { ctx.held = partial[0]; text = text.slice(0, partial.index); }
+    var last = 0;
+    ESCAPE.lastIndex = 0;
+    function emit(piece) {
+      if (!piece) return;
+      var cls = classesOf(ctx.state);
+      if (cls) {
+        var span = document.createElement("span");
+        span.className = cls;
+        span.textContent = piece;
+        into.appendChild(span);
+      } else {
+        into.appendChild(document.createTextNode(piece));
+      }
+    }
+    var m;
+    while ((m = ESCAPE.exec(text)) !== null) {
+      emit(text.slice(last, m.index));
+      if (m[2] === "m") applySgr(ctx.state, m[1]);
+      last = ESCAPE.lastIndex;
+    }
+    emit(text.slice(last));
+  }
+
+  function chunkNode(ctxByStream, chunk) {
+    var wrap = document.createElement("span");
+    wrap.className = "chunk stream-" + chunk.stream;
+    wrap.setAttribute("data-seq", chunk.seq);
+    var ctx = ctxByStream[chunk.stream] || (ctxByStream[chunk.stream] = { state: freshState(), held: "" });
+    renderAnsi(ctx, chunk.data, wrap);
+    return wrap;
+  }
+
+  // --- targets ---------------------------------------------------------------------
+  function chunksUrl(tid) { return config.chunks.replace("/targets/0/", "/targets/" + tid + "/"); }
+
+  function getJson(url, signal) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal: signal })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); });
+  }
+
+  function atBottom(pre) { return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 24; }
+
+  function append(f, chunks) {
+    var stick = atBottom(f.pre);
+    chunks.forEach(function (chunk) {
+      if (chunk.seq <= f.seq) return; // already shown: no duplicates after a reload or retry
+      f.pre.appendChild(chunkNode(f.ctx, chunk));
+      f.seq = chunk.seq;
+      if (!f.first) f.first = chunk.seq;
+    });
+    while (f.pre.childElementCount > MAX_CHUNKS_SHOWN) {
+      f.pre.removeChild(f.pre.firstElementChild);
+      f.first = parseInt(f.pre.firstElementChild.getAttribute("data-seq"), 10);
+      f.earlier.hidden = false;
+    }
+    if (stick) f.pre.scrollTop = f.pre.scrollHeight;
+  }
+
+  function openTarget(tid) {
+    var section = document.getElementById("output-" + tid);
+    var button = document.querySelector('[data-show-output="' + tid + '"]');
+    if (!section || followed[tid]) return;
+    section.hidden = false;
+    if (button) { button.setAttribute("aria-expanded", "true"); button.textContent = "Hide"; }
+    var f = { tid: tid, seq: 0, first: 0, pre: section.querySelector("pre"), ctx: {},
+              earlier: section.querySelector("[data-load-earlier]"), ready: false };
+    followed[tid] = f;
+    getJson(chunksUrl(tid)).then(function (body) {
+      append(f, body.chunks);
+      f.earlier.hidden = !body.more_before;
+      f.ready = true;
+      f.pre.scrollTop = f.pre.scrollHeight;
+      restartPoll();
+    }).catch(function () { f.ready = true; restartPoll(); });
+    rememberOpen();
+  }
+
+  function closeTarget(tid) {
+    var section = document.getElementById("output-" + tid);
+    var button = document.querySelector('[data-show-output="' + tid + '"]');
+    delete followed[tid];
+    if (section) { section.hidden = true; section.querySelector("pre").textContent = ""; }
+    if (button) { button.setAttribute("aria-expanded", "false"); button.textContent = "Show"; }
+    rememberOpen();
+  }
+
+  function loadEarlier(tid) {
+    var f = followed[tid];
+    if (!f || !f.first) return;
+    getJson(chunksUrl(tid) + "?before=" + f.first).then(function (body) {
+      var height = f.pre.scrollHeight;
+      var fragment = document.createDocumentFragment();
+      var ctx = {};
+      body.chunks.forEach(function (chunk) { fragment.appendChild(chunkNode(ctx, chunk)); });
+      f.pre.insertBefore(fragment, f.pre.firstChild);
+      if (body.chunks.length) f.first = body.chunks[0].seq;
+      f.earlier.hidden = !body.more_before;
+      f.pre.scrollTop += f.pre.scrollHeight - height;
+    });
+  }
+
+  function rememberOpen() {
+    var open = Object.keys(followed).join(",");
+    history.replaceState(null, "", open ? "#open=" + open : location.pathname + location.search);
+  }
+
+  // --- live updates -----------------------------------------------------------------
+  function setBadge(container, status, label) {
+    var badge = container && container.querySelector(".badge-run");
+    if (!badge) return;
+    badge.className = "badge badge-run badge-run-" + status;
+    badge.setAttribute("data-status", status);
+    badge.textContent = label;
+  }
+
+  function applyTarget(t) {
+    var row = document.getElementById("target-row-" + t.id);
+    if (!row) return;
+    setBadge(row.querySelector(".t-status"), t.status, t.status_label);
+    row.querySelector(".t-exit").textContent = t.exit_code === null ? "—" : String(t.exit_code);
+    row.querySelector(".t-duration").textContent = t.duration === null ? "—" : t.duration.toFixed(1) + " s";
+    row.querySelector(".t-error").textContent = t.error.length > 300 ? t.error.slice(0, 299) + "…" : t.error;
+  }
+
+  function apply(body) {
+    revision = body.revision;
+    var label = body.run.status.charAt(0).toUpperCase() + body.run.status.slice(1);
+    setBadge(document.getElementById("run-status"), body.run.status, label);
+    body.targets.forEach(applyTarget);
+    var byTarget = {};
+    body.chunks.forEach(function (c) { (byTarget[c.target] = byTarget[c.target] || []).push(c); });
+    Object.keys(byTarget).forEach(function (tid) { if (followed[tid]) append(followed[tid], byTarget[tid]); });
+    finished = body.run.finished;
+    return body;
+  }
+
+  function cursor() {
+    return Object.keys(followed).filter(function (t) { return followed[t].ready; })
+      .map(function (t) { return t + ":" + followed[t].seq; }).join(",");
+  }
+
+  function poll() {
+    timer = null;
+    if (inFlight) inFlight.abort();
+    var controller = new AbortController();
+    inFlight = controller;
+    var url = config.live + "?rev=" + revision + "&after=" + encodeURIComponent(cursor()) +
+      "&wait=" + (finished ? 0 : config.wait);
+    getJson(url, controller.signal).then(function (body) {
+      if (inFlight !== controller) return;
+      inFlight = null;
+      apply(body);
+      if (body.more.length) { schedule(0); return; }
+      if (body.run.finished) {
+        if (wasRunning) {
+          // Show the final state with the buttons that now apply (re-run failed, …).
+          setTimeout(function () { location.reload(); }, 400);
+        }
+        return;
+      }
+      schedule(body.retry_ms === undefined ? config.pause : body.retry_ms);
+    }).catch(function (err) {
+      if (err && err.name === "AbortError") return;
+      inFlight = null;
+      schedule(3000);
+    });
+  }
+
+  function schedule(ms) { if (timer) clearTimeout(timer); timer = setTimeout(poll, ms); }
+  function restartPoll() { if (!finished) schedule(0); }
+
+  document.addEventListener("click", function (event) {
+    var show = event.target.closest("[data-show-output]");
+    if (show) {
+      var tid = show.getAttribute("data-show-output");
+      if (followed[tid]) closeTarget(tid); else openTarget(tid);
+      return;
+    }
+    var earlier = event.target.closest("[data-load-earlier]");
+    if (earlier) loadEarlier(earlier.getAttribute("data-load-earlier"));
+  });
+
+  var rows = document.querySelectorAll("tr[data-target]");
+  var wanted = (location.hash.match(/open=([\d,]+)/) || [])[1];
+  if (wanted) {
+    wanted.split(",").forEach(openTarget);
+  } else {
+    for (var i = 0; i < rows.length && i < 6; i++) openTarget(rows[i].getAttribute("data-target"));
+  }
+  if (!finished) schedule(0);
+})();

@@ -1,0 +1,29 @@
+"""Celery tasks: thin adapters that take ids and call the engine or a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from pipetower.actions import engine, services
+
+
+@shared_task(
+    name="pipetower.actions.tasks.run_shard_execute_task",
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def run_shard_execute_task(self: Any, run_id: int, target_ids: list[int]) -> int:
+    """Run one shard of a run. Safe to deliver twice: only queued targets are claimed."""
+    return engine.shard_execute(
+        run_id=run_id, target_ids=target_ids, worker=self.request.hostname or ""
+    )
+
+
+@shared_task(name="pipetower.actions.tasks.run_targets_reap_task", ignore_result=True)
+def run_targets_reap_task() -> int:
+    """Periodic (scheduler): end targets whose worker stopped reporting as worker_lost."""
+    return services.run_targets_reap()

@@ -1,0 +1,31 @@
+from django.urls import path
+
+from pipetower.actions import views
+
+app_name = "actions"
+urlpatterns = [
+    path("", views.action_list, name="list"),
+    path("new/", views.action_create, name="create"),
+    path("<int:action_id>/", views.action_detail, name="detail"),
+    path("<int:action_id>/edit/", views.action_edit, name="edit"),
+    path("<int:action_id>/delete/", views.action_delete, name="delete"),
+    path("<int:action_id>/run/", views.action_run, name="run"),
+]
+
+# Mounted at teams/<team_slug>/runs/ (config/urls.py), namespace "runs".
+run_urlpatterns = [
+    path("", views.run_list, name="list"),
+    path("<int:run_id>/", views.run_detail, name="detail"),
+    path("<int:run_id>/live", views.run_live, name="live"),
+    path("<int:run_id>/stream", views.run_stream, name="stream"),
+    path("<int:run_id>/output.txt", views.run_download, name="download"),
+    path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
+    path("<int:run_id>/rerun/", views.run_rerun, name="rerun"),
+    path("<int:run_id>/targets/<int:target_id>/chunks", views.run_target_chunks, name="chunks"),
+    path(
+        "<int:run_id>/targets/<int:target_id>/output.txt",
+        views.run_target_download,
+        name="target_download",
+    ),
+]
+run_urls = (run_urlpatterns, "runs")

@@ -1,0 +1,11 @@
+"""Settings for a Celery worker process started by tests/actions/test_worker.py: the test
+settings, on the test database, with tasks really queued and a quick heartbeat."""
+
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASES
+
+if "TEST" in DATABASES["default"]:
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+CELERY_TASK_ALWAYS_EAGER = False
+ACTIONS_HEARTBEAT_SECONDS = 0.5
+ACTIONS_CANCEL_GRACE_SECONDS = 1.0
