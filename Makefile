@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test lint fmt install install-test clean
+.PHONY: serve check test lint fmt install install-test clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -25,6 +25,9 @@ install-test: $(TEST_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/pipetower serve
+
+check: $(STAMP)
+	$(BIN)/pipetower check
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -9,7 +9,33 @@ from django.test import Client
 from pipetower.accounts.models import User
 from pipetower.core import crypto
 from pipetower.teams.models import Role, Team
+from tests.browser_fixtures import (  # noqa: F401  (Playwright + Chromium, see tests/browser_fixtures.py)
+    browser,
+    email_link,
+    new_context,
+    page,
+    playwright_driver,
+    screenshot_dir,
+)
 from tests.factories import PASSWORD, TeamFactory, UserFactory, member
+from tests.smtp import SmtpSink, start_sink
+from tests.sshd import (  # noqa: F401  (real sshd fixtures, see tests/sshd.py)
+    free_port,
+    silent_listener,
+    sshd,
+    sshd_fleet,
+    sshd_password,
+    sshd_user,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last.
+
+    Playwright's sync driver keeps an event loop running in the main thread for
+    the rest of the session, so tests that call `asyncio.run` must come first.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +77,11 @@ def make_member(team: Team):  # type: ignore[no-untyped-def]
         return member(team, role, **fields)
 
     return make
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; `.mailer` is its MAILERS entry."""
+    sink, controller = start_sink()
+    yield sink
+    controller.stop()

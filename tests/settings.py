@@ -10,7 +10,7 @@ import tempfile
 os.environ.setdefault("PIPETOWER_DATA_DIR", tempfile.mkdtemp(prefix="pipetower-test-"))
 
 from pipetower.config.settings import *  # noqa: F403
-from pipetower.config.settings import CACHE_URL, DATA_DIR, DATABASES
+from pipetower.config.settings import CACHE_URL, DATA_DIR, DATABASES, INSTALLED_APPS
 
 # Argon2 is deliberately slow (about 180 ms a hash); the tests check its order
 # in the real settings and hash with a fast algorithm.
@@ -23,3 +23,7 @@ if not CACHE_URL:
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 ALLOWED_HOSTS = ["*"]
+# Test-only models that use EncryptedTextField (tests/cryptotest).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.cryptotest"]
+# `pipetower serve` collects static files here; WhiteNoise wants it to exist.
+(DATA_DIR / "static").mkdir(exist_ok=True)

@@ -5,9 +5,11 @@ The README's configuration table lists every variable read here.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 
 import dj_database_url
+from django.utils.csp import CSP
 
 from pipetower.config.env import (
     ConfigurationError,
@@ -62,6 +64,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # For its bundled API docs UI (static files), so the docs page needs no CDN.
+    "ninja",
+    # Before allauth, so that Pipetower's allauth template overrides win.
+    "pipetower.accounts",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -69,14 +75,17 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.google",
     "allauth.usersessions",
     "pipetower.core",
-    "pipetower.accounts",
     "pipetower.teams",
     "pipetower.audit",
     "pipetower.api",
+    "pipetower.servers",
+    "pipetower.actions",
 ]
 
 MIDDLEWARE = [
+    "pipetower.core.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +96,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "pipetower.core.security.AdminGuardMiddleware",
     "pipetower.teams.middleware.CurrentTeamMiddleware",
 ]
 
@@ -199,26 +209,53 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Pipetower] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Rate limits and lockout (docs/security.md). "ip" counts per client address,
+# "key" per account (the address typed in, or the account in the two-factor step).
+# A limit reached answers 429 with Retry-After (pipetower.core.security).
 ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    # Failed sign-ins and failed two-factor codes: 5 per account in 5 minutes
+    # locks that account's sign-in for the rest of the window.
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "reauthenticate": "10/m/user",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
     "confirm_email": "1/3m/key",
 }
-MFA_ADAPTER = "allauth.mfa.adapter.DefaultMFAAdapter"
+# --- two-factor authentication (allauth.mfa; docs/security.md) ---------------
+MFA_ADAPTER = "pipetower.accounts.mfa.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = "Pipetower"
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_PASSKEY_LOGIN_ENABLED = env_bool("PIPETOWER_PASSKEY_LOGIN", True)
+# Browsers offer WebAuthn only on HTTPS origins and on http://localhost.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not PRODUCTION
+MFA_RATE_LIMITS = {"webauthn_login": "10/m/ip"}
+# Staff must have two-factor authentication to use the admin (default: in production).
+ADMIN_REQUIRE_2FA = env_bool("PIPETOWER_ADMIN_REQUIRE_2FA", PRODUCTION)
+# Google sign-in (docs/security.md): an existing account is signed in or linked
+# only through an email address verified on both sides; no OAuth tokens kept.
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 SOCIALACCOUNT_STORE_TOKENS = False
-SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {}
-if env_str("GOOGLE_CLIENT_ID"):
-    SOCIALACCOUNT_PROVIDERS["google"] = {
-        "APPS": [
-            {
-                "client_id": env_str("GOOGLE_CLIENT_ID"),
-                "secret": env_str("GOOGLE_CLIENT_SECRET"),
-            }
-        ],
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {
+    "google": {
+        # Pipetower's subclass always checks the ID token's signature.
+        "provider_class": "pipetower.accounts.google.provider.GoogleProvider",
         "SCOPE": ["openid", "profile", "email"],
+        "OAUTH_PKCE_ENABLED": True,
     }
+}
+if env_str("GOOGLE_CLIENT_ID"):
+    SOCIALACCOUNT_PROVIDERS["google"]["APPS"] = [
+        {
+            "client_id": env_str("GOOGLE_CLIENT_ID"),
+            "secret": env_str("GOOGLE_CLIENT_SECRET"),
+        }
+    ]
 USERSESSIONS_TRACK_ACTIVITY = True
 
 # --- email -------------------------------------------------------------------
@@ -263,7 +300,8 @@ MAILERS = {"default": _mailer}
 # No BROKER_URL means the embedded default: kombu's filesystem transport, which
 # needs no broker process (see docs/architecture.md for why).
 BROKER_URL = env_str("BROKER_URL")
-CELERY_BROKER_URL = BROKER_URL or "filesystem://"
+# "localhost" only names this machine; without a host kombu logs a warning.
+CELERY_BROKER_URL = BROKER_URL or "filesystem://localhost/"
 if not BROKER_URL:
     _queue = DATA_DIR / "queue"
     for _sub in ("messages", "processed", "control"):
@@ -286,6 +324,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "pipetower.core.tasks.heartbeat_task", "schedule": 15.0},
+    "reap-lost-run-targets": {
+        "task": "pipetower.actions.tasks.run_targets_reap_task",
+        "schedule": 15.0,
+    },
     "purge-expired-invitations": {
         "task": "pipetower.teams.tasks.invitations_purge_task",
         "schedule": timedelta(hours=6),
@@ -308,10 +350,30 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5_242_880
 AVATAR_MAX_BYTES = 2 * 1024 * 1024
 AVATAR_MAX_SIDE = 512
 
-# --- security ----------------------------------------------------------------
+# --- security (docs/security.md) ---------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Pages carry the CSRF token in the HTML; no script needs to read the cookie.
+CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
+# No inline script or style anywhere: every script is a file under /static/.
+# data: images are the two-factor QR code; Google sign-in posts a form that
+# redirects to Google, which form-action must allow.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF, "https://accounts.google.com"],
+    "frame-ancestors": [CSP.NONE],
+}
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# Failed API token attempts allowed per client address before a 429.
+API_TOKEN_FAILURE_LIMIT = "10/m"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -324,6 +386,24 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# --- client addresses, sign-in log, geolocation (docs/security.md) -----------
+TRUSTED_PROXIES = env_list("PIPETOWER_TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ConfigurationError(
+            f"PIPETOWER_TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR network."
+        ) from None
+CLIENT_IP_HEADER = env_str("PIPETOWER_CLIENT_IP_HEADER")
+if CLIENT_IP_HEADER and not TRUSTED_PROXIES:
+    raise ConfigurationError(
+        "PIPETOWER_CLIENT_IP_HEADER is honoured only for requests from a trusted proxy: "
+        "set PIPETOWER_TRUSTED_PROXIES too."
+    )
+GEOIP_PATH = env_str("PIPETOWER_GEOIP_PATH")
+SIGNIN_ALERT_LINK_TTL = timedelta(days=7)
+
 # --- internationalisation ----------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -333,6 +413,12 @@ USE_TZ = True
 # --- product -----------------------------------------------------------------
 INVITATION_TTL = timedelta(days=7)
 API_PAGE_SIZE = 50
+# Actions and runs (docs/actions.md).
+ACTIONS_OUTPUT_LIMIT_BYTES = env_int("PIPETOWER_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024)
+ACTIONS_SHARD_SIZE = env_int("PIPETOWER_RUN_SHARD_SIZE", 100)
+ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFTER", 60))
+ACTIONS_LIVE_WAITERS = env_int("PIPETOWER_LIVE_WAITERS", 2)
+API_RATE_LIMIT = "600/m"  # API requests per person
 
 LOGGING = {
     "version": 1,
@@ -340,5 +426,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("PIPETOWER_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # asyncssh logs several INFO lines per connection; a fleet run makes thousands.
+        "asyncssh": {"level": "WARNING"},
+    },
 }

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from pipetower.actions.urls import run_urls
 from pipetower.api.api import api
 from pipetower.core import views as core_views
 
@@ -12,6 +13,9 @@ urlpatterns = [
     path("account/", include("pipetower.accounts.urls")),
     path("teams/", include("pipetower.teams.urls")),
     path("teams/<slug:team_slug>/activity/", include("pipetower.audit.urls")),
+    path("teams/<slug:team_slug>/servers/", include("pipetower.servers.urls")),
+    path("teams/<slug:team_slug>/actions/", include("pipetower.actions.urls")),
+    path("teams/<slug:team_slug>/runs/", include(run_urls)),
     path("tokens/", include("pipetower.api.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
@@ -20,6 +24,8 @@ urlpatterns = [
 handler403 = "pipetower.core.views.forbidden"
 handler404 = "pipetower.core.views.not_found"
 handler500 = "pipetower.core.views.server_error"
+# allauth answers a reached rate limit with this (429 with Retry-After).
+handler429 = "pipetower.core.security.too_many_requests"
 
 if settings.DEBUG:  # pragma: no cover - development convenience only
     from django.conf.urls.static import static
