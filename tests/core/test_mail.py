@@ -128,3 +128,33 @@ def test_embedded_default_writes_a_batch_sent_over_one_connection_to_one_file(
     (written,) = folder.glob("*.log")
     content = written.read_text()
     assert "To: grace@example.com" in content and "To: alan@example.com" in content
+
+
+def test_embedded_default_keeps_long_links_whole_so_they_can_be_copied(
+    settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A long link in a body with non-ASCII text is where MIME would fold the
+    # line with quoted-printable "=" breaks; people copy these links by hand.
+    link = "http://localhost:8000/accounts/confirm-email/MQ:1xXksJ:" + "x" * 90 + "/"
+    folder = tmp_path / "mail"
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "pipetower.core.mail.ConsoleAndFileBackend",
+            "OPTIONS": {"file_path": str(folder)},
+        }
+    }
+
+    mailers.default.send_messages(
+        [
+            EmailMessage(
+                "Confirm",
+                f"Vous \u00eates presque l\u00e0 \u2014 open:\n\n{link}\n",
+                to=["a@example.com"],
+            )
+        ]
+    )
+
+    assert link in capsys.readouterr().out.splitlines()
+    (written,) = folder.glob("*.log")
+    assert link in written.read_text(encoding="utf-8").splitlines()
+    assert written.stat().st_mode & 0o777 == 0o600

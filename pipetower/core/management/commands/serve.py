@@ -79,6 +79,9 @@ class Command(BaseCommand):
         env = dict(os.environ)
         env["PIPETOWER_PORT"] = str(port)
         env["PYTHONUNBUFFERED"] = "1"  # the children's lines appear as they are written
+        # One terminal shows every child: keep routine task lines out of it, so the
+        # emails printed in the embedded default stay easy to find.
+        env.setdefault("PIPETOWER_LOG_LEVEL", "WARNING")
         supervisor = Supervisor(
             [
                 Child(
