@@ -91,7 +91,11 @@ def team_detail(request: HttpRequest) -> HttpResponse:
         "team": team,
         "membership": me,
         "member_count": len(members),
-        "role_counts": [(role, sum(1 for m in members if m.role == role)) for role in Role],
+        "role_counts": [
+            (role, count)
+            for role in Role
+            if (count := sum(1 for m in members if m.role == role))
+        ],
         "can_manage": permissions.can_manage_members(me.role),
         "leave_refusal": permissions.leave_refusal(me, owner_count),
         "recent_events": list(audit_events_for_team(team=team)[:RECENT_EVENTS]),

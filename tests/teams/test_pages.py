@@ -237,3 +237,13 @@ def test_the_last_owner_trying_to_leave_sees_why_not(owner_client, team, user):
     assert response.status_code == 409
     assert "You are the last owner of this team." in page(response)
     assert Membership.objects.filter(team=team, user=user).exists()
+
+
+def test_the_overview_counts_members_by_role_in_a_plain_sentence(owner_client, team, make_member):
+    make_member(Role.ADMIN)
+    make_member(Role.ADMIN)
+
+    html = " ".join(page(owner_client.get(reverse("teams:detail", args=[team.slug]))).split())
+
+    # No trailing comma for the roles nobody has.
+    assert "<strong>3</strong> members: 1 owner, 2 admins</p>" in html
