@@ -68,7 +68,8 @@ def signin_record(
         ip = client_ip(request)
     if user_agent is None:
         user_agent = str(request.META.get("HTTP_USER_AGENT", "")) if request is not None else ""
-    user_agent = user_agent[:UA_MAX_LENGTH]
+    # Headers are the client's to choose: drop NUL, which PostgreSQL text refuses.
+    user_agent = user_agent.replace("\x00", "")[:UA_MAX_LENGTH]
     location = geo.locate(ip)
     browser, os_family = device_describe(user_agent)
     event = SignInEvent.objects.create(

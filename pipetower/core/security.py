@@ -126,8 +126,18 @@ def _rate_limited_forms(response: TemplateResponse) -> list[forms.BaseForm]:
     return found
 
 
+def _drop_nul_from_headers(request: HttpRequest) -> None:
+    """Headers are the client's to choose; NUL has no meaning in them and PostgreSQL
+    text refuses it, so a header like a NUL-filled User-Agent cannot break a sign-in."""
+    meta = request.META
+    for key, value in meta.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            meta[key] = value.replace("\x00", "")
+
+
 class SecurityHeadersMiddleware:
-    """Request: drop an untrusted X-Forwarded-Proto. Response: Permissions-Policy,
+    """Request: drop an untrusted X-Forwarded-Proto and NUL bytes in headers.
+    Response: Permissions-Policy,
     and Retry-After on every 429 (computing it where the limit is known)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -135,6 +145,7 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         _distrust_forwarded_proto(request)
+        _drop_nul_from_headers(request)
         response = self.get_response(request)
         policy = getattr(settings, "PERMISSIONS_POLICY", "")
         if policy and "Permissions-Policy" not in response:

@@ -291,7 +291,9 @@ def _refuse_unless_open(invitation: Invitation, doing: str) -> None:
 
 def _locked_invitation(invitation: Invitation) -> Invitation:
     locked = (
-        Invitation.objects.select_for_update()
+        # Lock only the invitation row: PostgreSQL cannot lock the nullable side
+        # of the outer join that the optional inviter needs.
+        Invitation.objects.select_for_update(of=("self",))
         .select_related("team", "invited_by")
         .get(pk=invitation.pk)
     )

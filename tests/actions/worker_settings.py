@@ -4,8 +4,10 @@ settings, on the test database, with tasks really queued and a quick heartbeat."
 from tests.settings import *  # noqa: F403
 from tests.settings import DATABASES
 
-if "TEST" in DATABASES["default"]:
-    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+# The test database: a file for SQLite (tests/settings.py names it), Django's
+# "test_" name for PostgreSQL.
+_database = DATABASES["default"]
+_database["NAME"] = _database.get("TEST", {}).get("NAME") or f"test_{_database['NAME']}"
 CELERY_TASK_ALWAYS_EAGER = False
 ACTIONS_HEARTBEAT_SECONDS = 0.5
 ACTIONS_CANCEL_GRACE_SECONDS = 1.0
