@@ -47,7 +47,3 @@ def member(team: Team, role: Role = Role.VIEWER, **user_fields: object) -> User:
     user = UserFactory(**user_fields)
     Membership.objects.create(team=team, user=user, role=role)
     return user
-
-
-def now() -> timezone.datetime:
-    return timezone.now()

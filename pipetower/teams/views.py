@@ -92,9 +92,7 @@ def team_detail(request: HttpRequest) -> HttpResponse:
         "membership": me,
         "member_count": len(members),
         "role_counts": [
-            (role, count)
-            for role in Role
-            if (count := sum(1 for m in members if m.role == role))
+            (role, count) for role in Role if (count := sum(1 for m in members if m.role == role))
         ],
         "can_manage": permissions.can_manage_members(me.role),
         "leave_refusal": permissions.leave_refusal(me, owner_count),
