@@ -1,0 +1,308 @@
+"""Account deletion: a request, a grace period, then an erasure driven by the data map.
+
+`account_deletion_request` checks what would stop the deletion (teams owned
+with other members, runs still in progress), schedules it after
+PIPETOWER_DELETION_GRACE_DAYS and mails the person; signing in cancels it
+(`account_deletion_cancel`, from the `user_logged_in` receiver).
+`account_deletions_purge` (the scheduler's job) erases due accounts with
+`account_erase`: teams owned alone go with their servers, actions and runs;
+the data map's declarations say what else is deleted or anonymised; the
+account's data key is destroyed, files deleted, sessions ended; only what a
+legal hold covers is kept. A `DeletionReport` records counts, never names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+
+from pipetower.accounts.models import User
+from pipetower.actions.models import Run, RunStatus
+from pipetower.audit.models import AuditEvent
+from pipetower.audit.services import audit_record
+from pipetower.core import crypto
+from pipetower.core.errors import Conflict
+from pipetower.privacy.datamap import DATA_MAP
+from pipetower.privacy.export import export_files_delete
+from pipetower.privacy.holds import held_models
+from pipetower.privacy.models import AccountDeletion, DeletionReport
+from pipetower.teams.models import Invitation, Membership, Role, Team
+
+ERASED = "deleted account"
+ACTIVE_RUN = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def _teams_owned(user: User) -> list[Team]:
+    return list(
+        Team.objects.filter(memberships__user=user, memberships__role=Role.OWNER).order_by("name")
+    )
+
+
+def _shared_owned(user: User) -> list[Team]:
+    return [t for t in _teams_owned(user) if t.memberships.exclude(user=user).exists()]
+
+
+def _only_owned(user: User) -> list[Team]:
+    return [t for t in _teams_owned(user) if not t.memberships.exclude(user=user).exists()]
+
+
+def deletion_blockers(*, user: User) -> list[str]:
+    """Why the account cannot be deleted now, in plain words (empty when it can)."""
+    problems = []
+    shared = _shared_owned(user)
+    if shared:
+        names = ", ".join(t.name for t in shared)
+        problems.append(
+            f"You own teams that have other members: {names}. Make another member an "
+            "owner of each (or remove the other members) before deleting your account."
+        )
+    runs = Run.objects.filter(status__in=ACTIVE_RUN).filter(
+        Q(started_by=user) | Q(team__in=_only_owned(user))
+    )
+    if runs.exists():
+        names = ", ".join(sorted({r.action_name for r in runs}))
+        problems.append(
+            f"Runs are still in progress ({names}). Wait until they finish, or cancel "
+            "them, then delete your account."
+        )
+    return problems
+
+
+def account_deletion_pending(*, user: User) -> AccountDeletion | None:
+    return AccountDeletion.objects.filter(
+        user=user, status=AccountDeletion.Status.SCHEDULED
+    ).first()
+
+
+def account_deletion_request(
+    *, user: User, request: HttpRequest | None = None, now: datetime | None = None
+) -> AccountDeletion:
+    """Schedule the deletion of `user`'s account after the grace period."""
+    now = now or timezone.now()
+    problems = deletion_blockers(user=user)
+    if problems:
+        raise Conflict(" ".join(problems))
+    if account_deletion_pending(user=user):
+        raise Conflict("Your account is already scheduled for deletion.")
+    with transaction.atomic():
+        deletion = AccountDeletion.objects.create(
+            user=user,
+            requested_at=now,
+            scheduled_for=now + timedelta(days=settings.DELETION_GRACE_DAYS),
+        )
+        audit_record(actor=user, verb="privacy.deletion_requested", target=user, request=request)
+    when = deletion.scheduled_for.strftime("%d %B %Y")
+    email = user.email
+    transaction.on_commit(
+        lambda: send_mail(
+            "[Pipetower] Your account will be deleted",
+            f"Your Pipetower account is scheduled for deletion on {when}.\n\n"
+            "Changed your mind? Sign in before then and the deletion is cancelled.",
+            None,
+            [email],
+        )
+    )
+    return deletion
+
+
+def account_deletion_cancel(*, user: User, request: HttpRequest | None = None) -> bool:
+    """Cancel a scheduled deletion (signing in does this); True when one was cancelled."""
+    with transaction.atomic():
+        cancelled = AccountDeletion.objects.filter(
+            user=user, status=AccountDeletion.Status.SCHEDULED
+        ).update(status=AccountDeletion.Status.CANCELLED, cancelled_at=timezone.now())
+        if cancelled:
+            audit_record(
+                actor=user, verb="privacy.deletion_cancelled", target=user, request=request
+            )
+    return bool(cancelled)
+
+
+def account_deletions_purge(*, now: datetime | None = None) -> int:
+    """Erase every account whose grace period has ended; returns how many."""
+    now = now or timezone.now()
+    count = 0
+    due = AccountDeletion.objects.filter(
+        status=AccountDeletion.Status.SCHEDULED, scheduled_for__lte=now, user__isnull=False
+    ).select_related("user")
+    for deletion in due:
+        assert deletion.user is not None
+        if Run.objects.filter(status__in=ACTIVE_RUN, started_by=deletion.user).exists():
+            continue  # waits for its runs; the next purge tries again
+        report = account_erase(user=deletion.user, now=now)
+        AccountDeletion.objects.filter(pk=deletion.pk).update(
+            status=AccountDeletion.Status.COMPLETED, completed_at=now, report=report
+        )
+        count += 1
+    return count
+
+
+def _scrub(value: str, needles: list[str]) -> str:
+    for needle in needles:
+        if needle:
+            value = value.replace(needle, ERASED)
+    return value
+
+
+def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
+    """Erase `user` now (the grace period is the caller's business)."""
+    now = now or timezone.now()
+    held = held_models(user=user, now=now)
+    counts: Counter[str] = Counter()
+    kept: list[dict[str, Any]] = []
+    email, name = user.email, user.name
+    ips = {ip for ip in [user.signup_ip] if ip}
+    ips |= {ip for ip in user.signin_events.values_list("ip", flat=True) if ip}
+    needles = [email, name, *sorted(ips)]
+    avatar = user.avatar.name if user.avatar else ""
+    storage = user.avatar.storage
+    files = 0
+    sessions = 0
+
+    with transaction.atomic():
+        # Teams owned with others: ownership passes to the longest-standing member.
+        for team in _shared_owned(user):
+            heir = team.memberships.exclude(user=user).order_by("created_at", "id").first()
+            if heir and heir.role != Role.OWNER:
+                heir.role = Role.OWNER
+                heir.save(update_fields=["role"])
+        # Teams owned alone go with all they hold.
+        for team in _only_owned(user):
+            if team.data_key:
+                crypto.data_key_destroy(data_key=team.data_key)
+            _, deleted = team.delete()
+            counts.update({"teams (owned alone, with servers, actions and runs)": 1})
+            counts.update({f"team content: {k}": v for k, v in deleted.items()})
+        counts["memberships"] += Membership.objects.filter(user=user).delete()[0]
+        counts["invitations to the address"] += Invitation.objects.filter(
+            email__iexact=email
+        ).delete()[0]
+
+        # Declared personal data (the data map).
+        for decl in DATA_MAP:
+            if decl.subject is None or decl.model.lower() in {"accounts.user"}:
+                continue
+            if decl.model in held:
+                kept.append({"model": decl.model, "reason": held[decl.model]})
+                continue
+            try:
+                model = apps.get_model(decl.model)
+            except LookupError:
+                continue
+            rows = model._default_manager.filter(**{decl.subject or "pk": user})
+            anonymise = {n: fd for n, fd in decl.fields.items() if fd.erasure == "anonymise"}
+            # Team content ("cascade") stays with its team; only who did it is removed.
+            deleting = decl.team is None and any(
+                fd.erasure == "delete" for fd in decl.fields.values()
+            )
+            if anonymise and not deleting:
+                for obj in rows:
+                    for fname in anonymise:
+                        field = model._meta.get_field(fname)
+                        blank: Any = None if field.null else ""
+                        setattr(obj, getattr(field, "attname", fname), blank)
+                    obj.save()
+                    counts[f"{decl.model} anonymised"] += 1
+            elif deleting:
+                counts[f"{decl.model} deleted"] += rows.delete()[0]
+
+        # The activity log keeps what happened, not who: actor and address scrubbed.
+        if "audit.AuditEvent" in held:
+            kept.append({"model": "audit.AuditEvent", "reason": held["audit.AuditEvent"]})
+        else:
+            about = (
+                Q(actor=user)
+                | Q(target_type="accounts.user", target_id=str(user.pk))
+                | Q(actor_label__icontains=email)
+                | Q(target_label__icontains=email)
+            )
+            if name:
+                about |= Q(target_label__icontains=name)
+            for event in AuditEvent.objects.filter(about).distinct():
+                event.actor = None
+                event.actor_label = _scrub(event.actor_label, needles)
+                event.target_label = _scrub(event.target_label, needles)
+                event.target_id = "" if event.target_type == "accounts.user" else event.target_id
+                event.data = json.loads(_scrub(json.dumps(event.data), needles))
+                if event.actor_id is None and event.ip in ips:
+                    event.ip = None
+                event.save(
+                    update_fields=[
+                        "actor",
+                        "actor_label",
+                        "target_label",
+                        "target_id",
+                        "data",
+                        "ip",
+                    ]
+                )
+                counts["activity-log entries anonymised"] += 1
+            # Entries in other people's teams that only mention the address.
+            for event in AuditEvent.objects.filter(data__icontains=email):
+                event.data = json.loads(_scrub(json.dumps(event.data), needles))
+                event.save(update_fields=["data"])
+
+        # Sessions end: every signed-in browser is signed out.
+        from allauth.usersessions.models import UserSession
+
+        keys = list(UserSession.objects.filter(user=user).values_list("session_key", flat=True))
+        sessions += Session.objects.filter(session_key__in=keys).delete()[0]
+        for session in Session.objects.all().iterator():
+            if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+                session.delete()
+                sessions += 1
+        files += export_files_delete(user=user)
+
+        if user.data_key:
+            crypto.data_key_destroy(data_key=user.data_key)
+        if held:
+            # Held records need their person: the account stays, locked and emptied.
+            user.is_active = False
+            user.set_unusable_password()
+            user.avatar = ""
+            user.save(update_fields=["is_active", "password", "avatar"])
+            for label, reason in held.items():
+                if not any(k["model"] == label for k in kept):
+                    kept.append({"model": label, "reason": reason})
+            kept.append({"model": "accounts.User", "reason": "needed by the held records"})
+        else:
+            _, deleted = user.delete()
+            counts.update({f"account: {k}": v for k, v in deleted.items()})
+        report = DeletionReport.objects.create(
+            created_at=now,
+            categories=dict(counts),
+            kept=kept,
+            files_deleted=files + (1 if avatar else 0),
+            sessions_ended=sessions,
+            data_key_destroyed=True,
+        )
+        audit_record(
+            actor=None,
+            verb="privacy.account_erased",
+            target=report,
+            data={"report": report.pk},
+        )
+        if avatar:
+            transaction.on_commit(lambda: storage.delete(avatar), robust=True)
+        transaction.on_commit(
+            lambda: send_mail(
+                "[Pipetower] Your account has been deleted",
+                "Your Pipetower account and its data have been deleted, as you asked. "
+                "Only what the law requires us to keep remains, and it is erased as "
+                "soon as it no longer must be kept.",
+                None,
+                [email],
+            )
+        )
+    return report

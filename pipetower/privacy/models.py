@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+ANSWER_WITHIN_DAYS = 30
+
+
+class Purpose(models.TextChoices):
+    """Optional processing a person may agree to. Each one is off until they say yes."""
+
+    NEWSLETTER = "newsletter", "Newsletter and product news"
+    PRODUCT_SURVEYS = "product_surveys", "Product surveys"
+    INTERVIEW_RECORDING = "interview_recording", "Recording of customer interviews"
+    ANALYTICS_COOKIES = "analytics_cookies", "Analytics cookies"
+    AB_TESTING_COOKIES = "ab_testing_cookies", "A/B testing cookies"
+    MARKETING_NAME_USE = "marketing_name_use", "Use of your name or company in marketing"
+
+
+class Channel(models.TextChoices):
+    WEB = "web", "Privacy center"
+    API = "api", "API"
+    EMAIL_LINK = "email_link", "Link in an email"
+    COOKIE_BANNER = "cookie_banner", "Cookie banner"
+    STAFF = "staff", "Recorded by staff on the person's instruction"
+
+
+class ConsentEvent(models.Model):
+    """One grant or withdrawal. Rows are only ever added; the latest one per
+    (person, purpose) is the current choice (`privacy.consent.consent_state`)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="consent_events",
+    )
+    anonymous_id = models.CharField(max_length=64, blank=True, db_index=True)
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    granted = models.BooleanField()
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    wording_version = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-id",)
+        indexes = [
+            models.Index(fields=("user", "purpose", "-id"), name="consent_user_purpose"),
+            models.Index(fields=("anonymous_id", "purpose", "-id"), name="consent_anon_purpose"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False) | ~models.Q(anonymous_id=""),
+                name="consent_event_has_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        verb = "granted" if self.granted else "withdrew"
+        who = self.user_id or self.anonymous_id
+        return f"{who} {verb} {self.purpose} ({self.channel})"
+
+
+class ProcessingRestriction(models.Model):
+    """A person asked Pipetower to limit processing of their data to what the
+    service needs. While `lifted_at` is empty, every optional job skips them."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="restrictions"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    lift_requested_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("user",),
+                condition=models.Q(lifted_at__isnull=True),
+                name="one_active_restriction_per_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "lifted" if self.lifted_at else "active"
+        return f"restriction for {self.user_id} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class DataSubjectRequest(models.Model):
+    """A request a person makes about their data; Pipetower answers within 30 days."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", "Access: a copy of my data"
+        CORRECTION = "correction", "Correction of something I cannot edit myself"
+        DELETION = "deletion", "Deletion"
+        RESTRICTION = "restriction", "Restriction of processing"
+        OBJECTION = "objection", "Objection to processing"
+        PORTABILITY = "portability", "Portability: my data in a reusable format"
+        COMPLAINT = "complaint", "Complaint"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Received"
+        IN_PROGRESS = "in_progress", "Being worked on"
+        DONE = "done", "Answered"
+        REJECTED = "rejected", "Declined, with reasons"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="data_subject_requests",
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    details = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    answer = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("status", "due_at"), name="dsr_open_by_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} request {self.pk} from {self.user_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.due_at is None:
+            self.due_at = (self.created_at or timezone.now()) + timedelta(days=ANSWER_WITHIN_DAYS)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.OPEN, self.Status.IN_PROGRESS)
+
+
+# =============================================================================
+# Export, deletion and legal holds (export.py, importer.py, deletion.py, holds.py)
+# =============================================================================
+
+
+class ExportJob(models.Model):
+    """One self-service export: built in the background, downloadable for 7 days."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="export_jobs"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    file = models.FileField(upload_to="exports/", blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            # At most one export being built per person (no duplicate jobs).
+            models.UniqueConstraint(
+                fields=("user",),
+                condition=models.Q(status__in=("queued", "building")),
+                name="one_building_export_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.status})"
+
+    @property
+    def is_building(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.BUILDING)
+
+    @property
+    def is_downloadable(self) -> bool:
+        return (
+            self.status == self.Status.READY
+            and bool(self.file)
+            and self.expires_at is not None
+            and self.expires_at > timezone.now()
+        )
+
+
+class AccountDeletion(models.Model):
+    """A request to delete an account: erased when the grace period ends.
+
+    `user` is cleared by the erasure; the row then keeps only dates and the
+    report's id, nothing that names the person.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="account_deletions",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    requested_at = models.DateTimeField(default=timezone.now)
+    scheduled_for = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    report = models.OneToOneField(
+        "privacy.DeletionReport", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-requested_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("user",),
+                condition=models.Q(status="scheduled"),
+                name="one_scheduled_deletion_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"account deletion {self.pk} ({self.status})"
+
+
+class LegalHold(models.Model):
+    """Records that must be kept despite a deletion (a court order, a tax rule).
+
+    A hold names a person (`user`); while it is active, their deletion keeps
+    the records listed under `scope` (model labels such as "audit.AuditEvent")
+    and the person's identity fields. Lifting the hold purges what it kept.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="legal_holds",
+    )
+    reason = models.CharField(max_length=300)
+    scope = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"legal hold {self.pk}: {self.reason}"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.lifted_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class DeletionReport(models.Model):
+    """What a deletion did, without personal data: categories, counts, what was kept and why."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    categories = models.JSONField(default=dict)  # {"accounts.User": {"deleted": 1}, ...}
+    kept = models.JSONField(default=list)  # [{"model": ..., "count": n, "reason": ...}]
+    files_deleted = models.PositiveIntegerField(default=0)
+    sessions_ended = models.PositiveIntegerField(default=0)
+    data_key_destroyed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"deletion report {self.pk}"

@@ -1,0 +1,101 @@
+"""Pages for export (/privacy/export/) and account deletion (/privacy/delete/). Thin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.decorators import reauthentication_required
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from pipetower.core.errors import ServiceError
+from pipetower.privacy import deletion, export
+from pipetower.privacy.models import ExportJob
+
+EXPORTS_SHOWN = 10
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def export_page(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    if request.method == "POST":
+        try:
+            export.export_request(user=user, request=request)
+            messages.success(request, "Your export is being built. This page shows its progress.")
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        return redirect("privacy:export")
+    jobs = list(ExportJob.objects.filter(user=user)[:EXPORTS_SHOWN])
+    rows = [
+        {"job": job, "token": export.export_download_token(job) if job.is_downloadable else ""}
+        for job in jobs
+    ]
+    building = any(job.is_building for job in jobs)
+    template = (
+        "privacy/export_status.html" if getattr(request, "htmx", False) else "privacy/export.html"
+    )
+    return render(request, template, {"rows": rows, "building": building})
+
+
+@never_cache
+@login_required
+def export_download(request: HttpRequest, token: str) -> HttpResponse | FileResponse:
+    user: Any = request.user
+    try:
+        job = export.export_get_for_download(user=user, token=token, request=request)
+    except ServiceError as exc:
+        return render(
+            request, "privacy/export_link_error.html", {"message": exc.message}, status=exc.status
+        )
+    response = FileResponse(
+        job.file.open("rb"),
+        as_attachment=True,
+        filename=f"pipetower-export-{job.created_at:%Y%m%d}.zip",
+        content_type="application/zip",
+    )
+    return response
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+@reauthentication_required
+def deletion_page(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    blockers = deletion.deletion_blockers(user=user)
+    if request.method == "POST":
+        error = ""
+        if request.POST.get("confirm", "").strip().lower() != user.email.lower():
+            error = "Type your email address exactly to confirm."
+        else:
+            try:
+                scheduled = deletion.account_deletion_request(user=user, request=request)
+            except ServiceError as exc:
+                error = exc.message
+            else:
+                logout(request)
+                request.session["deletion_scheduled_for"] = scheduled.scheduled_for.isoformat()
+                return redirect("privacy:deletion_scheduled")
+        return render(
+            request,
+            "privacy/deletion.html",
+            {"blockers": blockers, "error": error, "owned_alone": deletion._only_owned(user)},
+            status=400,
+        )
+    return render(
+        request,
+        "privacy/deletion.html",
+        {"blockers": blockers, "error": "", "owned_alone": deletion._only_owned(user)},
+    )
+
+
+def deletion_scheduled(request: HttpRequest) -> HttpResponse:
+    when = request.session.get("deletion_scheduled_for", "")
+    return render(request, "privacy/deletion_scheduled.html", {"when": when[:10]})

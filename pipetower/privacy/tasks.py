@@ -1,0 +1,33 @@
+"""Celery tasks of the privacy app: thin adapters that call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+# =============================================================================
+# Export and deletion (export.py, deletion.py)
+# =============================================================================
+
+
+@shared_task(name="pipetower.privacy.tasks.export_build_task", ignore_result=True)
+def export_build_task(job_id: int) -> None:
+    """Build one person's export archive and mail them when it is ready."""
+    from pipetower.privacy.export import export_build
+
+    export_build(job_id=job_id)
+
+
+@shared_task(name="pipetower.privacy.tasks.export_jobs_purge_task", ignore_result=True)
+def export_jobs_purge_task() -> int:
+    """Run by the scheduler: delete export files older than their 7 days."""
+    from pipetower.privacy.export import export_jobs_purge
+
+    return export_jobs_purge()
+
+
+@shared_task(name="pipetower.privacy.tasks.account_deletions_purge_task", ignore_result=True)
+def account_deletions_purge_task() -> int:
+    """Run by the scheduler: erase accounts whose deletion grace period has ended."""
+    from pipetower.privacy.deletion import account_deletions_purge
+
+    return account_deletions_purge()

@@ -1,0 +1,22 @@
+"""URLs of the privacy center, under /privacy/ (namespace "privacy").
+
+The export and deletion pages live in `rights_urls` and are included here, so
+one namespace serves the whole privacy center."""
+
+from django.urls import path
+
+from pipetower.privacy import rights_urls, views
+
+app_name = "privacy"
+
+urlpatterns = [
+    path("", views.what_we_collect, name="what_we_collect"),
+    path("center/", views.center, name="center"),
+    path("center/consent/", views.consent_change, name="consent_change"),
+    path("center/restrict/", views.restriction_start, name="restriction_start"),
+    path("center/restrict/lift/", views.restriction_lift_request, name="restriction_lift_request"),
+    path("restriction/lift/<str:token>/", views.restriction_lift, name="restriction_lift"),
+    path("requests/", views.requests_page, name="requests"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    *rights_urls.urlpatterns,
+]

@@ -1,0 +1,166 @@
+"""Pages of the privacy center: the public "what we collect" page, consent and
+restriction controls, rights requests and unsubscribe links. Thin: each write
+goes through one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from pipetower.core.errors import ServiceError
+from pipetower.privacy import selectors, services
+from pipetower.privacy.consent import WORDING_VERSIONS, consent_set
+from pipetower.privacy.forms import DataSubjectRequestForm
+from pipetower.privacy.models import Channel, DataSubjectRequest, Purpose
+
+HISTORY_PER_PAGE = 20
+REQUESTS_PER_PAGE = 20
+
+
+@require_safe
+def what_we_collect(request: HttpRequest) -> HttpResponse:
+    return render(request, "privacy/what_we_collect.html", {"groups": selectors.datamap_public()})
+
+
+@login_required
+@require_safe
+def center(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    history = Paginator(selectors.consent_history(user=user), HISTORY_PER_PAGE)
+    page = history.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "privacy/center.html",
+        {
+            "choices": selectors.consent_choices(user=user),
+            "restriction": selectors.restriction_current(user=user),
+            "history": page,
+            "purpose_labels": dict(Purpose.choices),
+        },
+    )
+
+
+@login_required
+@require_POST
+def consent_change(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    purpose = request.POST.get("purpose", "")
+    granted = request.POST.get("granted")
+    if purpose not in Purpose.values or granted not in ("yes", "no"):
+        messages.error(request, "That choice was not understood. Use the buttons below.")
+        return redirect("privacy:center")
+    consent_set(
+        user=user,
+        purpose=purpose,
+        granted=granted == "yes",
+        channel=Channel.WEB,
+        wording_version=WORDING_VERSIONS[purpose],
+        request=request,
+    )
+    label = Purpose(purpose).label
+    if granted == "yes":
+        messages.success(request, f"Thank you. You agreed to: {label}.")
+    else:
+        messages.success(request, f"Done. You withdrew your agreement to: {label}.")
+    return redirect("privacy:center")
+
+
+@login_required
+@require_POST
+def restriction_start(request: HttpRequest) -> HttpResponse:
+    services.restriction_start(user=request.user, request=request)  # type: ignore[arg-type]
+    messages.success(
+        request,
+        "Processing of your data is now limited to what the service needs. "
+        "No newsletter, surveys, analytics or A/B tests will use your data.",
+    )
+    return redirect("privacy:center")
+
+
+@login_required
+@require_POST
+def restriction_lift_request(request: HttpRequest) -> HttpResponse:
+    try:
+        services.restriction_lift_request(user=request.user, request=request)  # type: ignore[arg-type]
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            "We emailed you. The restriction stays in place until you confirm with the link "
+            "in that email.",
+        )
+    return redirect("privacy:center")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def restriction_lift(request: HttpRequest, token: str) -> HttpResponse:
+    user: Any = request.user
+    try:
+        if request.method == "POST":
+            services.restriction_lift_confirm(user=user, token=token, request=request)
+            messages.success(request, "The restriction is lifted. Your choices below apply again.")
+            return redirect("privacy:center")
+        services.restriction_lift_check(user=user, token=token)
+    except ServiceError as exc:
+        return render(
+            request, "privacy/link_error.html", {"message": exc.message}, status=exc.status
+        )
+    return render(request, "privacy/restriction_lift.html")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def requests_page(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    if request.method == "POST":
+        form = DataSubjectRequestForm(request.POST)
+        if form.is_valid():
+            try:
+                services.data_subject_request_create(
+                    user=user,
+                    kind=form.cleaned_data["kind"],
+                    details=form.cleaned_data["details"],
+                    request=request,
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field, exc.message)
+            else:
+                messages.success(
+                    request, "We received your request and will answer within 30 days."
+                )
+                return redirect("privacy:requests")
+    else:
+        kind = request.GET.get("kind", "")
+        form = DataSubjectRequestForm(
+            initial={"kind": kind if kind in DataSubjectRequest.Kind.values else ""}
+        )
+    page = Paginator(selectors.data_subject_requests_for(user=user), REQUESTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "privacy/requests.html", {"form": form, "page": page})
+
+
+@csrf_exempt  # mail clients post here for one-click unsubscribe (RFC 8058); the token is the proof
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        if request.method == "POST":
+            _, purpose = services.unsubscribe(token=token, request=request)
+            return render(
+                request, "privacy/unsubscribed.html", {"purpose_label": Purpose(purpose).label}
+            )
+        _, purpose = services.unsubscribe_resolve(token=token)
+    except ServiceError as exc:
+        return render(
+            request, "privacy/link_error.html", {"message": exc.message}, status=exc.status
+        )
+    return render(request, "privacy/unsubscribe.html", {"purpose_label": Purpose(purpose).label})
