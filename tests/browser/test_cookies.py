@@ -5,7 +5,8 @@ banner works with the keyboard, with its script and without it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
@@ -38,7 +39,7 @@ def csp_violations(page: Page) -> list[str]:
 
 
 @pytest.fixture
-def no_script_context(browser: Browser, live_server) -> Iterator[BrowserContext]:  # type: ignore[no-untyped-def]
+def no_script_context(browser: Browser, live_server: Any) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
     context.set_default_timeout(15_000)
     yield context
@@ -143,7 +144,7 @@ def test_choose_leads_to_the_cookie_page_where_choices_can_change_later(
 
 
 def test_a_browser_without_cookies_gets_an_explanation_when_a_form_is_refused(
-    page: Page, new_context: Callable[[], BrowserContext]
+    page: Page,
 ) -> None:
     page.goto("/accounts/login/")
     page.context.clear_cookies()  # as if the browser refused to keep them
