@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "createuser": ("createuser", "Create a user whose email address is already verified."),
     "token": ("token", "Create an API token: token create --email E --scope read|write."),
     "rotate-keys": ("rotate_keys", "Re-encrypt every stored secret under the first master key."),
+    "import-export": (
+        "import_export",
+        "Restore an export's teams, servers and actions: import-export FILE --email E.",
+    ),
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
     "manage": ("", "Run any Django management command: pipetower manage <command> ..."),

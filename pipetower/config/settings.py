@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.utils.csp import CSP
@@ -80,6 +81,9 @@ INSTALLED_APPS = [
     "pipetower.api",
     "pipetower.servers",
     "pipetower.actions",
+    "pipetower.privacy",
+    "pipetower.support",
+    "pipetower.analytics",
 ]
 
 MIDDLEWARE = [
@@ -98,6 +102,8 @@ MIDDLEWARE = [
     "allauth.usersessions.middleware.UserSessionsMiddleware",
     "pipetower.core.security.AdminGuardMiddleware",
     "pipetower.teams.middleware.CurrentTeamMiddleware",
+    # Consented page counts, the A/B cookie and the analytics script's CSP (docs/cookies.md).
+    "pipetower.analytics.middleware.CookieConsentMiddleware",
 ]
 
 ROOT_URLCONF = "pipetower.config.urls"
@@ -332,6 +338,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.teams.tasks.invitations_purge_task",
         "schedule": timedelta(hours=6),
     },
+    # Accounts whose deletion grace period has ended are erased (docs/privacy.md).
+    "purge-deleted-accounts": {
+        "task": "pipetower.privacy.tasks.account_deletions_purge_task",
+        "schedule": timedelta(hours=1),
+    },
+    "purge-expired-exports": {
+        "task": "pipetower.privacy.tasks.export_jobs_purge_task",
+        "schedule": timedelta(hours=6),
+    },
 }
 WORKER_HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
 
@@ -371,6 +386,22 @@ SECURE_CSP = {
     "form-action": [CSP.SELF, "https://accounts.google.com"],
     "frame-ancestors": [CSP.NONE],
 }
+# A form refused for a missing or wrong CSRF token explains cookies (docs/cookies.md).
+CSRF_FAILURE_VIEW = "pipetower.analytics.views.csrf_failure"
+# The operator's own analytics script (e.g. https://stats.example.com/script.js),
+# loaded only for visitors who agreed to analytics cookies. Its origin joins
+# script-src, connect-src and img-src only on their pages (docs/cookies.md).
+ANALYTICS_SNIPPET_URL = env_str("PIPETOWER_ANALYTICS_SNIPPET_URL")
+if ANALYTICS_SNIPPET_URL and (
+    not ANALYTICS_SNIPPET_URL.startswith(("https://", "http://"))
+    or not urlsplit(ANALYTICS_SNIPPET_URL).netloc
+):
+    raise ConfigurationError(
+        "PIPETOWER_ANALYTICS_SNIPPET_URL must be a full http(s) address of a script, "
+        f"not {ANALYTICS_SNIPPET_URL!r}."
+    )
+if PRODUCTION and ANALYTICS_SNIPPET_URL.startswith("http://"):
+    raise ConfigurationError("PIPETOWER_ANALYTICS_SNIPPET_URL must use https in production.")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # Failed API token attempts allowed per client address before a 429.
 API_TOKEN_FAILURE_LIMIT = "10/m"
@@ -412,6 +443,9 @@ USE_TZ = True
 
 # --- product -----------------------------------------------------------------
 INVITATION_TTL = timedelta(days=7)
+# Privacy (docs/privacy.md): days between "delete my account" and the erasure.
+DELETION_GRACE_DAYS = env_int("PIPETOWER_DELETION_GRACE_DAYS", 14)
+EXPORT_TTL = timedelta(days=7)
 API_PAGE_SIZE = 50
 # Actions and runs (docs/actions.md).
 ACTIONS_OUTPUT_LIMIT_BYTES = env_int("PIPETOWER_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024)

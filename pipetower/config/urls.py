@@ -17,7 +17,10 @@ urlpatterns = [
     path("teams/<slug:team_slug>/actions/", include("pipetower.actions.urls")),
     path("teams/<slug:team_slug>/runs/", include(run_urls)),
     path("tokens/", include("pipetower.api.urls")),
+    path("privacy/", include("pipetower.privacy.urls")),
+    path("support/", include("pipetower.support.urls")),
     path("api/v1/", api.urls),
+    path("cookies/", include("pipetower.analytics.urls")),
     path("admin/", admin.site.urls),
 ]
 
