@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import factory
 from allauth.account.models import EmailAddress
-from django.utils import timezone
 
 from pipetower.accounts.models import User
 from pipetower.teams.models import Membership, Role, Team
