@@ -54,14 +54,28 @@ def scan_files(needles: list[str]) -> list[str]:
     return hits
 
 
-def scan_cache(needles: list[str]) -> list[str]:
+def _cache_entries() -> list[tuple[bytes, bytes]]:
+    """Every (key, raw value) in the default cache: the in-memory one or Redis."""
     store = getattr(cache, "_cache", None)
-    if store is None:  # only the in-memory cache can be listed
+    if store is None:
         return []
+    if hasattr(store, "get_client"):  # Redis: list the keys and read the plain ones
+        client = store.get_client(write=False)
+        entries = []
+        for key in client.scan_iter(count=500):
+            if client.type(key) == b"string":
+                value = client.get(key)
+                entries.append((bytes(key), bytes(value) if value is not None else b""))
+        return entries
+    return [
+        (str(key).encode(), bytes(value) if isinstance(value, bytes) else b"")
+        for key, value in list(store.items())
+    ]
+
+
+def scan_cache(needles: list[str]) -> list[str]:
     hits = []
-    for key, value in list(store.items()):
-        blob = str(key).encode() + bytes(value) if isinstance(value, bytes) else str(key).encode()
-        hits += [
-            f"cache {key} contains {n!r}" for n in needles if n.lower().encode() in blob.lower()
-        ]
+    for key, value in _cache_entries():
+        blob = (key + value).lower()
+        hits += [f"cache {key!r} contains {n!r}" for n in needles if n.lower().encode() in blob]
     return hits

@@ -80,3 +80,12 @@ def test_nothing_of_the_person_remains_and_shared_data_is_intact() -> None:
 def test_the_scanner_finds_a_planted_value() -> None:
     UserFactory(email="planted@example.com")
     assert any("accounts_user.email" in hit for hit in scan_database(["planted@example.com"]))
+
+
+def test_the_cache_scanner_finds_a_planted_value_in_the_configured_cache() -> None:
+    cache.set("residue-probe", {"note": "hello planted.cache@example.com"})
+    try:
+        assert any("residue-probe" in hit for hit in scan_cache(["planted.cache@example.com"]))
+    finally:
+        cache.delete("residue-probe")
+    assert scan_cache(["planted.cache@example.com"]) == []
