@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.decorators import reauthentication_required
+from allauth.mfa.base.forms import BaseAuthenticateForm
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -13,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from pipetower.accounts.mfa import has_two_factor
 from pipetower.core.errors import ServiceError
 from pipetower.privacy import deletion, export
 from pipetower.privacy.models import ExportJob
@@ -68,12 +70,21 @@ def export_download(request: HttpRequest, token: str) -> HttpResponse | FileResp
 @require_http_methods(["GET", "POST"])
 @reauthentication_required
 def deletion_page(request: HttpRequest) -> HttpResponse:
+    """Delete my account: after re-authentication, and a two-factor code when enabled."""
     user: Any = request.user
     blockers = deletion.deletion_blockers(user=user)
+    two_factor = has_two_factor(user)
+    error = code_error = ""
     if request.method == "POST":
-        error = ""
         if request.POST.get("confirm", "").strip().lower() != user.email.lower():
             error = "Type your email address exactly to confirm."
+        elif (
+            two_factor
+            and not BaseAuthenticateForm(
+                data={"code": request.POST.get("code", "")}, user=user
+            ).is_valid()
+        ):
+            code_error = "That code is not correct or was already used. Enter a current one."
         else:
             try:
                 scheduled = deletion.account_deletion_request(user=user, request=request)
@@ -83,16 +94,15 @@ def deletion_page(request: HttpRequest) -> HttpResponse:
                 logout(request)
                 request.session["deletion_scheduled_for"] = scheduled.scheduled_for.isoformat()
                 return redirect("privacy:deletion_scheduled")
-        return render(
-            request,
-            "privacy/deletion.html",
-            {"blockers": blockers, "error": error, "owned_alone": deletion._only_owned(user)},
-            status=400,
-        )
+    context = {
+        "blockers": blockers,
+        "error": error,
+        "code_error": code_error,
+        "two_factor": two_factor,
+        "owned_alone": deletion._only_owned(user),
+    }
     return render(
-        request,
-        "privacy/deletion.html",
-        {"blockers": blockers, "error": "", "owned_alone": deletion._only_owned(user)},
+        request, "privacy/deletion.html", context, status=400 if request.method == "POST" else 200
     )
 
 

@@ -159,3 +159,26 @@ def test_a_legal_hold_keeps_its_records_until_lifted(user: User) -> None:
 
     assert not SignInEvent.objects.exists()
     assert not User.objects.filter(pk=user.pk).exists()
+
+
+def test_with_two_factor_on_deleting_also_needs_a_current_code(client: Client, user: User) -> None:
+    from tests.accounts.mfa.helpers import fresh_period, give_totp, totp_code
+
+    secret = give_totp(user)
+    client.force_login(user)
+    _reauthenticated(client)  # with the password: the code below is still unused
+    page = client.get(reverse("privacy:deletion"))
+    assert b'name="code"' in page.content
+
+    wrong = client.post(reverse("privacy:deletion"), {"confirm": user.email, "code": "000000"})
+    assert wrong.status_code == 400
+    assert b'aria-describedby="code-error"' in wrong.content
+    assert b"That code is not correct" in wrong.content
+    assert not AccountDeletion.objects.exists()
+
+    fresh_period()
+    right = client.post(
+        reverse("privacy:deletion"), {"confirm": user.email, "code": totp_code(secret)}
+    )
+    assert right.status_code == 302
+    assert AccountDeletion.objects.filter(user=user).exists()
