@@ -71,7 +71,12 @@ class ActionForm(ErrorAttrsMixin, forms.Form):
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["default_servers"].queryset = Server.objects.filter(team=team).order_by("name")  # type: ignore[attr-defined]
+        servers = Server.objects.filter(team=team).order_by("name")
+        self.fields["default_servers"].queryset = servers  # type: ignore[attr-defined]
+        if not servers.exists():
+            self.fields[
+                "default_servers"
+            ].help_text = "No servers in this team yet: add servers first, or target them by tag."
 
     @classmethod
     def initial_for(cls, action: Action) -> dict[str, Any]:
