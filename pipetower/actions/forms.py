@@ -10,6 +10,7 @@ from django.forms import formset_factory
 
 from pipetower.actions.models import Action, ParamKind, RunStatus
 from pipetower.core.errors import ServiceError
+from pipetower.core.forms import add_service_error
 from pipetower.servers.models import Server, Tag
 from pipetower.teams.models import Team
 
@@ -24,9 +25,7 @@ class ErrorAttrsMixin:
                 form.fields[name].widget.attrs["aria-invalid"] = "true"
 
     def add_service_error(self, exc: ServiceError) -> None:
-        form: Any = self
-        field = exc.field if exc.field in form.fields else None
-        form.add_error(field, exc.message)
+        add_service_error(self, exc)  # type: ignore[arg-type]
         self.mark_invalid()
 
 

@@ -143,10 +143,6 @@ class ServerForm(forms.Form):
             password=data.get("password") or "",
         )
 
-    def apply_service_error(self, exc: ServiceError) -> None:
-        field = exc.field if exc.field in self.fields else None
-        self.add_error(field, exc.message)
-
 
 class PinConfirmForm(forms.Form):
     fingerprint = forms.CharField(widget=forms.HiddenInput)

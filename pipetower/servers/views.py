@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from pipetower.core.errors import ServiceError
+from pipetower.core.forms import add_service_error
 from pipetower.servers import selectors, services
 from pipetower.servers.forms import (
     KnownHostsForm,
@@ -92,7 +93,7 @@ def server_add(request: HttpRequest) -> HttpResponse:
                 request=request,
             )
         except ServiceError as exc:
-            form.apply_service_error(exc)
+            add_service_error(form, exc)
         else:
             messages.success(
                 request, f"Added {server.name}. Test the connection to pin its host key."
@@ -155,7 +156,7 @@ def server_edit(request: HttpRequest, server_id: int) -> HttpResponse:
                 request=request,
             )
         except ServiceError as exc:
-            form.apply_service_error(exc)
+            add_service_error(form, exc)
             server.refresh_from_db()
         else:
             messages.success(request, f"Saved {server.name}.")

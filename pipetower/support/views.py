@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from pipetower.core.errors import ServiceError
+from pipetower.core.forms import add_service_error
 from pipetower.support import services
 from pipetower.support.forms import ContactForm
 from pipetower.support.models import Survey, SurveyResponse
@@ -26,7 +27,7 @@ def contact(request: HttpRequest) -> HttpResponse:
             try:
                 services.correspondence_create(user=user, **form.cleaned_data)
             except ServiceError as exc:
-                form.add_error(exc.field, exc.message)
+                add_service_error(form, exc)
             else:
                 messages.success(
                     request, "Thank you. We received your message and will answer by email."

@@ -6,15 +6,8 @@ from typing import Any
 
 from django import forms
 
-from pipetower.core.errors import ServiceError
 from pipetower.teams.models import Role
 from pipetower.teams.services import TEAM_NAME_MAX
-
-
-def add_service_error(form: forms.Form, exc: ServiceError) -> None:
-    """Show a service's refusal next to the field it is about, or above the form."""
-    field = exc.field if exc.field in form.fields else None
-    form.add_error(field, exc.message)
 
 
 class TeamForm(forms.Form):

@@ -17,13 +17,13 @@ from django.views.decorators.http import require_POST
 from pipetower.accounts.models import User
 from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core.errors import Conflict, Gone, ServiceError
+from pipetower.core.forms import add_service_error
 from pipetower.teams import permissions, services, signup
 from pipetower.teams.forms import (
     InvitationForm,
     MemberRoleForm,
     TeamForm,
     TeamSecurityForm,
-    add_service_error,
 )
 from pipetower.teams.models import Membership, Role, Team
 from pipetower.teams.permissions import team_view
