@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipetower.accounts.models import User
-from pipetower.teams import signup as team_signup
-from tests.accounts.conftest import STRONG_PASSWORD, link_in, sign_in
+from pipetower.teams.models import Membership, Role
+from pipetower.teams.services import invitation_create
+from tests.accounts.conftest import STRONG_PASSWORD, sign_in
+from tests.factories import TeamFactory, UserFactory
 
 SIGNUP = {
     "name": "Grace Hopper",
@@ -63,35 +67,44 @@ def test_unknown_account_email_offers_no_signup_link_unless_signup_is_open(
     assert "/accounts/signup/" not in mailoutbox[0].body
 
 
-def test_the_adapter_asks_the_teams_rule_whether_signup_is_allowed(
-    client, db, settings, monkeypatch
+def _invitation_link(email, mailoutbox, committed):
+    """A real invitation to a team Ada owns, and its link as the email gives it."""
+    owner = UserFactory(email="ada.owner@example.com")
+    team = TeamFactory(name="Engines", slug="engines-signup")
+    Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+    with committed():
+        invitation_create(team=team, actor=owner, email=email, role=Role.VIEWER)
+    match = re.search(r"/teams/join/[A-Za-z0-9_-]+/", mailoutbox[-1].body)
+    assert match, "no invitation link in the email"
+    return team, match.group(0)
+
+
+def test_invite_mode_opens_sign_up_to_someone_holding_an_invitation(
+    client, db, settings, mailoutbox, committed
 ):
-    # The teams app decides what counts as a valid invitation; here we only
-    # check that the account adapter asks it (a stand-in for that decision).
     settings.SIGNUP_MODE = "invite"
-    monkeypatch.setattr(team_signup, "signup_allowed", lambda request: True)
+    _, link = _invitation_link("grace@example.com", mailoutbox, committed)
+    client.get(link)  # the visitor opens the link from their email
     response = client.get("/accounts/signup/")
     assert 'name="password1"' in response.content.decode()
 
 
-def test_sign_in_goes_to_a_pending_invitation_first(client, user, monkeypatch):
-    # Stand-in for the teams app's answer: which invitation this visitor holds.
-    monkeypatch.setattr(team_signup, "pending_invitation_url", lambda request: "/teams/join/x/")
-    response = sign_in(client, "ada@example.com")
-    assert response["Location"] == "/teams/join/x/"
+def test_sign_in_goes_to_a_pending_invitation_first(client, user, mailoutbox, committed):
+    _, link = _invitation_link(user.email, mailoutbox, committed)
+    client.get(link)
+    response = sign_in(client, user.email)
+    assert response["Location"] == link
 
 
 def test_sign_in_without_a_pending_invitation_goes_home(client, user):
     assert sign_in(client, "ada@example.com")["Location"] == "/"
 
 
-def test_confirming_a_new_account_goes_to_a_pending_invitation_first(
-    client, db, mailoutbox, committed, monkeypatch
-):
-    # Stand-in for the teams app's answer: which invitation this visitor holds.
-    monkeypatch.setattr(team_signup, "pending_invitation_url", lambda request: "/teams/join/x/")
+def test_signing_up_through_an_invitation_lands_in_the_team(client, db, mailoutbox, committed):
+    team, link = _invitation_link("grace@example.com", mailoutbox, committed)
+    client.get(link)
     with committed():
-        client.post("/accounts/signup/", SIGNUP)
-    with committed():
-        response = client.post(link_in(mailoutbox[0]))
-    assert response["Location"] == "/teams/join/x/"
+        response = client.post("/accounts/signup/", SIGNUP, follow=True)
+    grace = User.objects.get(email="grace@example.com")
+    assert Membership.objects.filter(team=team, user=grace).exists()
+    assert response.redirect_chain[-1][0].startswith(f"/teams/{team.slug}/")
