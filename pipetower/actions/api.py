@@ -42,6 +42,8 @@ class ParameterIn(Input):
     )
     choices: list[str] = []
     help: str = ""
+    min: int | None = Field(None, description="Integer parameters: the smallest value allowed.")
+    max: int | None = Field(None, description="Integer parameters: the largest value allowed.")
 
 
 class ParameterOut(Schema):
@@ -52,6 +54,8 @@ class ParameterOut(Schema):
     default: ParamValue | None
     choices: list[str]
     help: str
+    min: int | None = None
+    max: int | None = None
 
 
 class ActionIn(Input):
@@ -103,6 +107,28 @@ class RunStartIn(Input):
     server_ids: list[int] = []
     tags: list[str] = []
     params: dict[str, ParamValue] = {}
+    default_targets: bool = Field(
+        False,
+        description="Run on the action's default targets. Without it (or targets), "
+        "the request is refused: nothing runs on servers nobody chose.",
+    )
+    default_params: bool = Field(
+        False,
+        description="Parameters not in `params` take the action's defaults. Without it, "
+        "leaving out a parameter that has a default is refused.",
+    )
+
+
+class RunAgainIn(Input):
+    targets: list[str] | None = Field(
+        None,
+        description="Leave out targets, server_ids and tags to run on the run's own servers.",
+    )
+    server_ids: list[int] | None = None
+    tags: list[str] | None = None
+    params: dict[str, ParamValue] = Field(
+        {}, description="Values that replace the run's; the others (secrets too) are kept."
+    )
 
 
 class TargetOut(Schema):
@@ -235,10 +261,12 @@ def _run_out(run: Run, *, targets: bool = False) -> dict[str, Any]:
     return body
 
 
-def _split_targets(team: Team, payload: RunStartIn) -> tuple[list[int], list[str]]:
-    server_ids = list(payload.server_ids)
-    tags = list(payload.tags)
-    for item in payload.targets:
+def _split_targets(
+    team: Team, targets: list[str], server_ids_in: list[int], tags_in: list[str]
+) -> tuple[list[int], list[str]]:
+    server_ids = list(server_ids_in)
+    tags = list(tags_in)
+    for item in targets:
         if item.startswith("tag:"):
             tags.append(item[4:])
             continue
@@ -306,16 +334,23 @@ def action_delete(request: HttpRequest, slug: str, action_id: int) -> Status:
 
 @router.post("/teams/{slug}/actions/{action_id}/runs", response=with_errors({201: RunDetailOut}))
 def run_start(request: HttpRequest, slug: str, action_id: int, payload: RunStartIn) -> Status:
-    """Start a run (operators and above). Without targets the action's defaults are used."""
+    """Start a run (operators and above) on exactly the targets given.
+
+    No targets is refused (400 `no_targets`) unless `default_targets` asks for
+    the action's; a parameter left out that has a default is refused unless
+    `default_params` asks for the defaults. The answer lists the servers and
+    values the run uses."""
     team = _membership(request, slug, Role.OPERATOR).team
     action = selectors.action_get(team=team, action_id=action_id)
-    server_ids, tags = _split_targets(team, payload)
+    server_ids, tags = _split_targets(team, payload.targets, payload.server_ids, payload.tags)
     run = services.run_start(
         action=action,
         actor=principal(request).user,
         server_ids=server_ids,
         tags=tags,
         values=payload.params,
+        default_targets=payload.default_targets,
+        default_params=payload.default_params,
         trigger=Run.Trigger.API,
         request=request,
     )
@@ -411,4 +446,31 @@ def run_rerun_failed(request: HttpRequest, slug: str, run_id: int) -> Status:
     team = _membership(request, slug, Role.OPERATOR).team
     run = selectors.run_get(team=team, run_id=run_id)
     new_run = services.run_rerun_failed(run=run, actor=principal(request).user, request=request)
+    return Status(201, _run_out(new_run, targets=True))
+
+
+@router.post("/teams/{slug}/runs/{run_id}/again", response=with_errors({201: RunDetailOut}))
+def run_again(
+    request: HttpRequest, slug: str, run_id: int, payload: RunAgainIn | None = None
+) -> Status:
+    """Start a finished run's action again: on its servers and with its values
+    (secrets included, never shown), unless the body replaces them."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    payload = payload or RunAgainIn.model_validate({})
+    server_ids: list[int] | None = None
+    tags: list[str] | None = None
+    if (payload.targets, payload.server_ids, payload.tags) != (None, None, None):
+        server_ids, tags = _split_targets(
+            team, payload.targets or [], payload.server_ids or [], payload.tags or []
+        )
+    new_run = services.run_again(
+        run=run,
+        actor=principal(request).user,
+        server_ids=server_ids,
+        tags=tags,
+        values=payload.params,
+        trigger=Run.Trigger.API,
+        request=request,
+    )
     return Status(201, _run_out(new_run, targets=True))

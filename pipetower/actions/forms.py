@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 
-from pipetower.actions.models import Action, ParamKind, RunStatus
+from pipetower.actions import params, services
+from pipetower.actions.models import Action, ParamKind, Run, RunStatus
 from pipetower.core.errors import ServiceError
 from pipetower.core.forms import add_service_error
 from pipetower.servers.models import Server, Tag
@@ -120,6 +121,12 @@ class ParameterForm(forms.Form):
         required=False, max_length=2000, help_text="For a choice: options separated by commas."
     )
     help = forms.CharField(required=False, max_length=300, label="Help text")
+    min = forms.IntegerField(
+        required=False, label="Minimum", help_text="For an integer: the smallest value allowed."
+    )
+    max = forms.IntegerField(
+        required=False, label="Maximum", help_text="For an integer: the largest value allowed."
+    )
 
 
 ParameterFormSet = formset_factory(ParameterForm, extra=2, can_delete=True, max_num=50)
@@ -144,6 +151,8 @@ def parameters_initial(action: Action | None) -> list[dict[str, Any]]:
                 "default": "" if default is None else str(default),
                 "choices": ", ".join(spec.get("choices", [])),
                 "help": spec.get("help", ""),
+                "min": spec.get("min"),
+                "max": spec.get("max"),
             }
         )
     return rows
@@ -170,13 +179,29 @@ def parameters_from_formset(
                 "default": default,
                 "choices": [c for c in data.get("choices", "").split(",") if c.strip()],
                 "help": data.get("help", ""),
+                "min": data.get("min"),
+                "max": data.get("max"),
             }
         )
     return specs
 
 
+def _field_text(value: Any) -> str:
+    """A stored value as a form field shows it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 class RunForm(ErrorAttrsMixin, forms.Form):
-    """Targets chosen at launch, and one field per parameter of the action."""
+    """Targets and one field per parameter of the action, pre-filled with the
+    action's defaults, or with a finished run's targets and values (`again_of`).
+
+    What is sent is what runs: nothing is filled in after submit. The checks
+    (targets chosen, required values, types, bounds) are `services.run_start`'s,
+    shown next to the field they are about. A secret is never put back into the
+    page: a stored one is used only while its "keep" box stays ticked.
+    """
 
     servers = forms.ModelMultipleChoiceField(
         queryset=Server.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
@@ -185,22 +210,62 @@ class RunForm(ErrorAttrsMixin, forms.Form):
         required=False, widget=forms.CheckboxSelectMultiple, help_text="Every server with the tag."
     )
 
-    def __init__(self, *args: Any, action: Action, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, action: Action, again_of: Run | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         team = action.team
         self.action = action
+        self.again_of = again_of
+        self.servers_gone: list[str] = []
         servers = self.fields["servers"]
         servers.queryset = Server.objects.filter(team=team).order_by("name")  # type: ignore[attr-defined]
         tag_names = Tag.objects.filter(team=team).order_by("name").values_list("name", flat=True)
         self.fields["tags"].choices = [(n, n) for n in tag_names]  # type: ignore[attr-defined]
-        if not self.is_bound:
-            self.initial.setdefault("servers", list(action.default_servers.all()))
-            self.initial.setdefault("tags", list(action.default_tags))
+        if again_of is not None:
+            kept, self.servers_gone = services.run_again_servers(run=again_of)
+            values = services.run_again_values(run=again_of)
+            run_secrets = set(again_of.secret_param_values())
+            if not self.is_bound:
+                self.initial.setdefault("servers", kept)
+                self.initial.setdefault("tags", [])
+        else:
+            values = {s["name"]: s.get("default") for s in action.parameters}
+            run_secrets = set()
+            if not self.is_bound:
+                self.initial.setdefault("servers", list(action.default_servers.all()))
+                self.initial.setdefault("tags", list(action.default_tags))
+        stored_defaults = action.secret_default_values()
         self.param_names: list[str] = []
+        self.keep_names: dict[str, str] = {}  # parameter -> its "keep" box
+        self.keep_is_default: set[str] = set()
         for spec in action.parameters:
-            field_name = f"param_{spec['name']}"
+            name = spec["name"]
+            field_name = f"param_{name}"
             self.param_names.append(field_name)
             self.fields[field_name] = self._param_field(spec)
+            if spec["kind"] == ParamKind.SECRET:
+                shown = spec.get("label") or name
+                if name in run_secrets:
+                    label = f"Keep the value used in run #{again_of.pk} for {shown}"  # type: ignore[union-attr]
+                elif stored_defaults.get(name):
+                    label = f"Use the stored default for {shown}"
+                    self.keep_is_default.add(name)
+                else:
+                    continue
+                keep = f"keep_{name}"
+                self.keep_names[name] = keep
+                self.fields[keep] = forms.BooleanField(
+                    required=False,
+                    initial=True,
+                    label=label,
+                    help_text="Used only while this field is empty; the value is never shown.",
+                )
+            elif not self.is_bound:
+                value = values.get(name)
+                if value is None and spec["kind"] == ParamKind.BOOLEAN:
+                    value = False  # a yes/no select always shows one of them
+                self.initial.setdefault(field_name, _field_text(value))
 
     @staticmethod
     def _param_field(spec: dict[str, Any]) -> forms.Field:
@@ -209,51 +274,77 @@ class RunForm(ErrorAttrsMixin, forms.Form):
         env = f"PT_PARAM_{spec['name'].upper()}"
         help_text = f"{help_text} (${env})" if help_text else f"${env}"
         kind = spec["kind"]
-        default = spec.get("default")
-        required = bool(spec.get("required")) and default in (None, "")
+        required = bool(spec.get("required"))
+        attrs: dict[str, Any] = {"required": True} if required else {}
         field: forms.Field
+        # Every field is optional to Django: whether a value may be empty, and
+        # which values are allowed, is decided once, by the service.
         if kind == ParamKind.INTEGER:
-            field = forms.IntegerField(required=required, initial=default)
-        elif kind == ParamKind.BOOLEAN:
-            field = forms.TypedChoiceField(
-                choices=[("true", "Yes"), ("false", "No")],
-                initial="true" if default else "false",
-                required=False,
+            bounds = {k: spec[k] for k in ("min", "max") if spec.get(k) is not None}
+            field = forms.CharField(
+                required=False, widget=forms.NumberInput(attrs={**attrs, **bounds, "step": 1})
             )
+            if bounds:
+                help_text += f" · {params.bounds_text(spec)}"
+        elif kind == ParamKind.BOOLEAN:
+            field = forms.ChoiceField(choices=[("true", "Yes"), ("false", "No")], required=False)
         elif kind == ParamKind.CHOICE:
             choices = [(c, c) for c in spec.get("choices", [])]
-            if not required:
-                choices = [("", "(default)" if default else "(none)"), *choices]
-            field = forms.ChoiceField(choices=choices, required=required, initial=default)
+            field = forms.ChoiceField(
+                choices=[("", "(none)"), *choices], required=False, widget=forms.Select(attrs)
+            )
         elif kind == ParamKind.SECRET:
             field = forms.CharField(
                 required=False,
                 strip=False,
-                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+                widget=forms.PasswordInput(
+                    render_value=False, attrs={**attrs, "autocomplete": "off"}
+                ),
             )
-            if spec.get("required"):
-                help_text += " · required unless a default is stored"
         else:
-            field = forms.CharField(required=required, strip=False, initial=default)
+            field = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs))
+        if required:
+            help_text += " · required"
         field.label = label
         field.help_text = help_text
         return field
 
+    def param_rows(self) -> list[tuple[Any, Any]]:
+        """(parameter field, its "keep" box or None), in the action's order."""
+        rows = []
+        for spec in self.action.parameters:
+            keep = self.keep_names.get(spec["name"])
+            rows.append((self[f"param_{spec['name']}"], self[keep] if keep else None))
+        return rows
+
     def service_fields(self) -> dict[str, Any]:
+        """Exactly what the form shows: every parameter's value, empty ones too;
+        a secret left empty with its "keep" box ticked is left to the stored value."""
         data = self.cleaned_data
         values: dict[str, Any] = {}
+        defaults: list[str] = []
         for spec in self.action.parameters:
-            value = data.get(f"param_{spec['name']}")
-            if value in (None, ""):
-                continue
-            values[spec["name"]] = value
+            name = spec["name"]
+            value = data.get(f"param_{name}")
+            value = "" if value is None else value
+            keep = self.keep_names.get(name)
+            if value == "" and keep and data.get(keep):
+                if name in self.keep_is_default:
+                    defaults.append(name)
+                continue  # run again: the service takes it from the earlier run
+            values[name] = value
         return {
             "server_ids": [s.pk for s in data["servers"]],
             "tags": list(data["tags"]),
             "values": values,
+            "default_params": defaults,
         }
 
     def add_service_error(self, exc: ServiceError) -> None:
+        if isinstance(exc, params.InvalidValues):
+            for problem in exc.problems:
+                self.add_service_error(problem)
+            return
         if exc.field and f"param_{exc.field}" in self.fields:
             self.add_error(f"param_{exc.field}", exc.message)
             self.mark_invalid()

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from pipetower.teams.models import Membership, Role, Team
 RUN_AS_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_CONCURRENCY = 1000
+NO_TARGETS = "Choose at least one server or tag to run on."
 
 
 class TargetNotFound(ServiceError):
@@ -325,7 +326,7 @@ def _resolve_targets(*, team: Team, server_ids: Sequence[Any], tags: Sequence[st
         seen = {s.pk for s in servers}
         servers += [s for s in tagged if s.pk not in seen]
     if not servers:
-        raise ServiceError("Choose at least one server or tag to run on.", field="targets")
+        raise ServiceError(NO_TARGETS, field="targets", code="no_targets")
     return servers
 
 
@@ -349,6 +350,31 @@ def _refuse_unpinned(*, team: Team, servers: Sequence[Server]) -> None:
         )
 
 
+def _chosen_targets(
+    *, action: Action, server_ids: Sequence[Any], tags: Sequence[str], default_targets: bool
+) -> tuple[list[Any], list[str]]:
+    """The targets asked for: exactly the ones chosen, or, only when asked for
+    explicitly, the action's default targets. Nothing chosen is refused."""
+    chosen = bool(server_ids) or bool(tags)
+    if not default_targets:
+        if not chosen:
+            raise ServiceError(NO_TARGETS, field="targets", code="no_targets")
+        return list(server_ids), list(tags)
+    if chosen:
+        raise ServiceError(
+            "Choose servers or tags, or ask for the action's default targets, not both.",
+            field="targets",
+        )
+    defaults = list(action.default_servers.values_list("pk", flat=True))
+    if not defaults and not action.default_tags:
+        raise ServiceError(
+            f"This action has no default targets. {NO_TARGETS}",
+            field="targets",
+            code="no_targets",
+        )
+    return defaults, list(action.default_tags)
+
+
 def run_start(
     *,
     action: Action,
@@ -356,24 +382,38 @@ def run_start(
     server_ids: Sequence[Any] = (),
     tags: Sequence[str] = (),
     values: Mapping[str, Any] | None = None,
+    default_targets: bool = False,
+    default_params: bool | Collection[str] = False,
     trigger: str = Run.Trigger.WEB,
     rerun_of: Run | None = None,
     request: HttpRequest | None = None,
 ) -> Run:
-    """Start `action` on the chosen servers (ids and/or tags) with parameter `values`.
+    """Start `action` on exactly the chosen servers (ids and/or tags) with exactly
+    the given parameter `values`; refuse rather than guess.
 
-    Without targets, the action's default targets are used. The run's shards are
-    queued for the workers once the transaction commits.
+    Nothing chosen is refused: the action's default targets are used only with
+    `default_targets=True`, and a parameter's default only when it is named in
+    `default_params` (True: every parameter not in `values`). Forms show the
+    defaults pre-filled instead. The run stores the resolved servers and values.
+    Its shards are queued for the workers once the transaction commits.
     """
     team = action.team
     _require_role(team=team, actor=actor, role=Role.OPERATOR, doing="run actions")
-    if not server_ids and not tags:
-        server_ids = list(action.default_servers.values_list("pk", flat=True))
-        tags = list(action.default_tags)
+    server_ids, tags = _chosen_targets(
+        action=action, server_ids=server_ids, tags=tags, default_targets=default_targets
+    )
     servers = _resolve_targets(team=team, server_ids=server_ids, tags=tags)
     _refuse_unpinned(team=team, servers=servers)
+    given = dict(values or {})
+    names = [spec["name"] for spec in action.parameters]
+    if default_params is True:
+        use_defaults = [n for n in names if n not in given]
+    elif default_params is False:
+        use_defaults = []
+    else:
+        use_defaults = [n for n in names if n in default_params and n not in given]
     plain, secrets = params.values_resolve(
-        action.parameters, action.secret_default_values(), values or {}
+        action.parameters, action.secret_default_values(), given, use_defaults=use_defaults
     )
     size = conf.shard_size()
     shard_count = math.ceil(len(servers) / size)
@@ -413,11 +453,86 @@ def run_start(
                 "targets": len(servers),
                 "params": run.masked_params(),
                 "rerun_of": rerun_of.pk if rerun_of else None,
+                "default_targets": default_targets,
+                "defaults_used": use_defaults,
             },
         )
         run_id = run.pk
         transaction.on_commit(lambda: _enqueue_shards(run_id))
     return run
+
+
+def run_again_values(*, run: Run) -> dict[str, Any]:
+    """The run's parameter values (secrets included) for the parameters its action
+    still takes: what "Run again" and "Re-run failed" start with."""
+    names = {spec["name"] for spec in run.action.parameters} if run.action else set()
+    values: dict[str, Any] = {**run.params, **run.secret_param_values()}
+    return {name: value for name, value in values.items() if name in names}
+
+
+def run_again_servers(*, run: Run) -> tuple[list[int], list[str]]:
+    """(ids of the run's servers that still exist, names of those deleted since)."""
+    kept: list[int] = []
+    gone: list[str] = []
+    for server_id, name in run.targets.order_by("server_name", "id").values_list(
+        "server_id", "server_name"
+    ):
+        if server_id is None:
+            gone.append(name)
+        else:
+            kept.append(server_id)
+    return kept, gone
+
+
+def run_again_check(*, run: Run, doing: str = "Run it again") -> Action:
+    """The action a finished run can be started again with, or the refusal."""
+    if not run.is_finished:
+        raise Conflict(f"This run is still going. {doing} once it has finished.")
+    if run.action is None:
+        raise Gone("The action of this run has been deleted, so it cannot be run again.")
+    return run.action
+
+
+def run_again(
+    *,
+    run: Run,
+    actor: Any,
+    server_ids: Sequence[Any] | None = None,
+    tags: Sequence[str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    default_params: bool | Collection[str] = False,
+    trigger: str = Run.Trigger.WEB,
+    request: HttpRequest | None = None,
+) -> Run:
+    """Start a finished run's action again (its current script and settings).
+
+    Targets: `server_ids`/`tags` as given (empty is refused, as for any run);
+    only when both are None, the run's own servers, refused if one of them has
+    been deleted since. Values: the run's values (secrets included) for the
+    parameters the action still takes, each replaced by the one in `values`.
+    """
+    _require_role(team=run.team, actor=actor, role=Role.OPERATOR, doing="run actions")
+    action = run_again_check(run=run)
+    if server_ids is None and tags is None:
+        server_ids, gone = run_again_servers(run=run)
+        if gone:
+            raise Conflict(
+                "Deleted since run #{}: {}. Choose the servers to run on.".format(
+                    run.pk, ", ".join(gone[:5]) + (" and more" if len(gone) > 5 else "")
+                ),
+                field="targets",
+            )
+    return run_start(
+        action=action,
+        actor=actor,
+        server_ids=server_ids or [],
+        tags=tags or [],
+        values={**run_again_values(run=run), **(values or {})},
+        default_params=default_params,
+        trigger=trigger,
+        rerun_of=run,
+        request=request,
+    )
 
 
 def _enqueue_shards(run_id: int) -> None:
@@ -459,22 +574,18 @@ def run_cancel(*, run: Run, actor: Any, request: HttpRequest | None = None) -> R
 def run_rerun_failed(*, run: Run, actor: Any, request: HttpRequest | None = None) -> Run:
     """A new run of the same action and parameters, on only the targets that failed."""
     _require_role(team=run.team, actor=actor, role=Role.OPERATOR, doing="run actions")
-    if not run.is_finished:
-        raise Conflict("This run is still going. Re-run its failed targets once it has finished.")
-    if run.action is None:
-        raise Gone("The action of this run has been deleted, so it cannot be run again.")
+    action = run_again_check(run=run, doing="Re-run its failed targets")
     failed = run.targets.filter(status__in=FAILED_STATUSES)
     if not failed.exists():
         raise Conflict("No target failed in this run, so there is nothing to re-run.")
     server_ids = [sid for sid in failed.values_list("server_id", flat=True) if sid is not None]
     if not server_ids:
         raise Gone("The servers that failed in this run have all been deleted.")
-    values: dict[str, Any] = {**run.params, **run.secret_param_values()}
     return run_start(
-        action=run.action,
+        action=action,
         actor=actor,
         server_ids=server_ids,
-        values=values,
+        values=run_again_values(run=run),
         trigger=Run.Trigger.RERUN,
         rerun_of=run,
         request=request,

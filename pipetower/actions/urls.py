@@ -21,6 +21,7 @@ run_urlpatterns = [
     path("<int:run_id>/output.txt", views.run_download, name="download"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/rerun/", views.run_rerun, name="rerun"),
+    path("<int:run_id>/again/", views.run_again, name="again"),
     path("<int:run_id>/targets/<int:target_id>/chunks", views.run_target_chunks, name="chunks"),
     path(
         "<int:run_id>/targets/<int:target_id>/output.txt",

@@ -169,28 +169,69 @@ def action_delete(request: HttpRequest, action_id: int) -> HttpResponse:
     return render(request, "actions/action_delete.html", {"action": action})
 
 
-@team_view(roles={"GET": Role.OPERATOR, "POST": Role.OPERATOR})
-def action_run(request: HttpRequest, action_id: int) -> HttpResponse:
+def _run_form_page(request: HttpRequest, action: Action, again_of: Run | None) -> HttpResponse:
+    """The run form: for an action (pre-filled with its defaults) or to run a
+    finished run again (pre-filled with its targets and values). What the form
+    shows when Start is pressed is exactly what runs, or the form comes back."""
     team = request.team  # type: ignore[attr-defined]
-    action = selectors.action_get(team=team, action_id=action_id)
-    form = RunForm(request.POST or None, action=action)
+    data = request.POST if request.method == "POST" else None  # all unticked is still a post
+    form = RunForm(data, action=action, again_of=again_of)
     status = 200
     if request.method == "POST":
         status = 400
         if form.is_valid():
+            fields = form.service_fields()
             try:
-                run = services.run_start(
-                    action=action,
-                    actor=request.user,
-                    trigger=Run.Trigger.WEB,
-                    request=request,
-                    **form.service_fields(),
-                )
+                if again_of is None:
+                    run = services.run_start(
+                        action=action,
+                        actor=request.user,
+                        trigger=Run.Trigger.WEB,
+                        request=request,
+                        **fields,
+                    )
+                else:
+                    run = services.run_again(
+                        run=again_of,
+                        actor=request.user,
+                        trigger=Run.Trigger.WEB,
+                        request=request,
+                        **fields,
+                    )
                 return redirect("runs:detail", team.slug, run.pk)
             except ServiceError as exc:
                 form.add_service_error(exc)
         form.mark_invalid()
-    return render(request, "actions/run_form.html", {"action": action, "form": form}, status=status)
+    return render(
+        request,
+        "actions/run_form.html",
+        {
+            "action": action,
+            "form": form,
+            "again_of": again_of,
+            "action_changed": again_of is not None and action.updated_at > again_of.created_at,
+        },
+        status=status,
+    )
+
+
+@team_view(roles={"GET": Role.OPERATOR, "POST": Role.OPERATOR})
+def action_run(request: HttpRequest, action_id: int) -> HttpResponse:
+    action = selectors.action_get(team=request.team, action_id=action_id)  # type: ignore[attr-defined]
+    return _run_form_page(request, action, None)
+
+
+@team_view(roles={"GET": Role.OPERATOR, "POST": Role.OPERATOR})
+def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    """ "Run again": the run form, pre-filled with this finished run's targets and values."""
+    team = request.team  # type: ignore[attr-defined]
+    run = selectors.run_get(team=team, run_id=run_id)
+    try:
+        action = services.run_again_check(run=run)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("runs:detail", team.slug, run.pk)
+    return _run_form_page(request, action, run)
 
 
 # --- runs --------------------------------------------------------------------------
@@ -246,6 +287,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "live": live,
             "can_run": _can(request, Role.OPERATOR),
             "has_failed": any(t.status in FAILED_STATUSES for t in targets),
+            "can_run_again": run.is_finished and run.action_id is not None,
         },
     )
 

@@ -59,6 +59,8 @@ def test_an_admin_creates_reads_updates_and_deletes_an_action(api, team):
         "default": None,
         "choices": [],
         "help": "",
+        "min": None,
+        "max": None,
     }
     assert "sekret" not in created.content.decode()
     path = f"/teams/{team.slug}/actions/{body['id']}"

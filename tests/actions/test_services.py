@@ -118,16 +118,22 @@ def test_values_are_typed_and_secrets_kept_apart():
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({}, "Parameter count is required."),
+        ({"verbose": False}, "Parameter count is required."),
+        ({"count": "", "verbose": False}, "Parameter count is required."),
         ({"count": "ten"}, "Parameter count must be a whole number, not 'ten'."),
         ({"count": True}, "Parameter count must be a whole number, not True."),
         ({"count": 1, "verbose": "maybe"}, "Parameter verbose must be true or false, not 'maybe'."),
         (
-            {"count": 1, "env": "dev"},
+            {"count": 1, "verbose": 0, "env": "dev"},
             "Parameter env must be one of: staging, production; 'dev' is not.",
         ),
         ({"count": 1, "colour": "red"}, "Unknown parameter colour. This action takes: count, env"),
-        ({"count": 1, "note": "a\x00b"}, "note must not contain a NUL character."),
+        ({"count": 1, "verbose": 0, "note": "a\x00b"}, "note must not contain a NUL character."),
+        (
+            {"count": 1},
+            "Parameter verbose was not given. Pipetower does not fill in defaults on its own: "
+            "give a value (the default is 'false'), or ask for the action's defaults.",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_a_message_naming_the_parameter(given, message):
@@ -199,12 +205,6 @@ def test_tags_choose_every_server_carrying_them(team, user, make_action):
     b.tags.add(web)
     run = services.run_start(action=make_action(), actor=user, tags=["tag:WEB"])
     assert sorted(run.targets.values_list("server_name", flat=True)) == ["a", "b"]
-
-
-def test_without_targets_the_default_targets_are_used(user, server, make_action):
-    action = make_action(default_server_ids=[server.pk])
-    run = services.run_start(action=action, actor=user)
-    assert run.targets.get().server == server
 
 
 def test_no_target_at_all_is_refused(user, make_action):

@@ -112,7 +112,7 @@ def test_a_missing_required_parameter_is_shown_next_to_it(owner_client, team, se
     action = make_action(parameters=[{"name": "version", "kind": "string", "required": True}])
     answer = owner_client.post(url("actions:run", team, action.pk), {"servers": [server.pk]})
     assert answer.status_code == 400
-    assert "This field is required." in answer.content.decode()
+    assert "Parameter version is required." in answer.content.decode()
     assert not Run.objects.exists()
 
 
