@@ -6,12 +6,18 @@
 A client of the REST API only: it needs no database, settings or secrets of
 the Pipetower it talks to. Exit status: 0 the run succeeded (or was started,
 without --follow), 1 it failed, 3 it was cancelled, 2 the request was refused
-(bad parameter, unknown server...), 4 Pipetower could not be reached.
+(no target, bad parameter, unknown server...), 4 Pipetower could not be reached.
+
+It runs on exactly the targets and values given: without --target it refuses,
+unless --default-targets asks for the action's default targets (and
+--default-params for the defaults of parameters not given). A 429 (too many
+requests) is never fatal: it waits as long as Retry-After says, then goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import os
 import sys
@@ -19,11 +25,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 FOLLOW_WAIT_SECONDS = 10
+# A 429 without a usable Retry-After waits this long; a longer one is capped.
+RETRY_AFTER_DEFAULT = 5.0
+RETRY_AFTER_MAX = 300.0
+HINTS = {
+    "no_targets": "Name them with --target NAME or --target tag:TAG, or pass --default-targets "
+    "to run on the action's default targets.",
+    "parameter_not_given": "Give it with --param NAME=VALUE, or pass --default-params to use "
+    "the action's defaults.",
+}
 
 
 class CliError(Exception):
@@ -33,12 +49,55 @@ class CliError(Exception):
         self.code = code
 
 
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float:
+    """How long a 429's Retry-After (seconds or an HTTP date) asks to wait, within bounds."""
+    text = (value or "").strip()
+    seconds = RETRY_AFTER_DEFAULT
+    if text.isdigit():
+        seconds = float(text)
+    elif text:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+            seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        except (TypeError, ValueError):
+            pass
+    return min(max(seconds, 1.0), RETRY_AFTER_MAX)
+
+
 class Client:
-    def __init__(self, base_url: str, token: str) -> None:
+    """Calls the API; waits out every 429 as its Retry-After asks and tries again
+    (a refused request was not carried out, so repeating it is safe)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        notes: TextIO | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.base = base_url.rstrip("/") + "/api/v1"
         self.token = token
+        self.notes = notes or sys.stderr
+        self.sleep = sleep
 
     def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        while True:
+            try:
+                return self._call_once(method, path, body, **query)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429:
+                    raise CliError(_error_message(exc)) from None
+                wait = retry_after_seconds(exc.headers.get("Retry-After"))
+                exc.close()
+                self.notes.write(
+                    f"pipetower run: Pipetower is limiting requests (429); "
+                    f"trying again in {wait:g} s, as it asks.\n"
+                )
+                self.notes.flush()
+                self.sleep(wait)
+
+    def _call_once(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
         url = self.base + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -51,8 +110,8 @@ class Client:
         try:
             with urllib.request.urlopen(request, timeout=FOLLOW_WAIT_SECONDS + 20) as answer:  # noqa: S310
                 raw = answer.read()
-        except urllib.error.HTTPError as exc:
-            raise CliError(_error_message(exc)) from None
+        except urllib.error.HTTPError:
+            raise
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise CliError(
@@ -69,7 +128,8 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
     details = [d["message"] for d in error.get("details", []) if d.get("message")]
     message = str(error.get("message", exc.reason))
     extra = [d for d in details if d != message]
-    return message + (" (" + "; ".join(extra) + ")" if extra else "")
+    hint = HINTS.get(str(error.get("code", "")), "")
+    return message + (" (" + "; ".join(extra) + ")" if extra else "") + (f" {hint}" if hint else "")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,7 +146,18 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME|tag:TAG",
         help="A server name, or tag:NAME for every server with the tag. Repeat for more. "
-        "Default: the action's default targets.",
+        "At least one is needed, unless --default-targets.",
+    )
+    p.add_argument(
+        "--default-targets",
+        action="store_true",
+        help="Run on the action's default targets (instead of --target).",
+    )
+    p.add_argument(
+        "--default-params",
+        action="store_true",
+        help="Parameters not given with --param take the action's defaults "
+        "(without it, leaving out a parameter that has a default is refused).",
     )
     p.add_argument(
         "--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="Repeatable."
@@ -213,7 +284,11 @@ def follow(client: Client, team: str, run: dict[str, Any], out: TextIO, err: Tex
 
 
 def main(
-    argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -225,14 +300,19 @@ def main(
             "(create one under API tokens).\n"
         )
         return EXIT_REFUSED
-    client = Client(args.url, token)
+    client = Client(args.url, token, notes=err, sleep=sleep)
     try:
         team = _team(client, args.team)
         action = _action(client, team, args.action)
         run = client.call(
             "POST",
             f"/teams/{team}/actions/{action['id']}/runs",
-            {"targets": args.target, "params": _params(args.param)},
+            {
+                "targets": args.target,
+                "params": _params(args.param),
+                "default_targets": args.default_targets,
+                "default_params": args.default_params,
+            },
         )
         page = f"{args.url.rstrip('/')}/teams/{team}/runs/{run['id']}/"
         err.write(

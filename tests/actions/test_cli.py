@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 
-from pipetower.actions.cli import main
+from pipetower.actions.cli import main, retry_after_seconds
 from pipetower.actions.models import Run
 from pipetower.api.services import api_token_create
 from tests.actions.conftest import add_server, execute
@@ -107,3 +108,89 @@ def test_an_unknown_action_and_a_missing_token_are_explained(live_server, monkey
     assert (code, err.strip()) == (2, "pipetower run: no action named 'nope' in team engines.")
     code, _, err = run_cli(live_server, "", monkeypatch, "nope")
     assert code == 2 and "set PIPETOWER_TOKEN" in err
+
+
+def test_without_a_target_nothing_runs_and_the_cli_says_how_to_choose(
+    live_server, monkeypatch, team, user, sshd, make_action, token
+):
+    server = add_server(team, user, sshd, name="web-1")
+    make_action("touch /tmp/never", name="deploy", default_server_ids=[server.pk])
+    code, _, err = run_cli(live_server, token, monkeypatch, "deploy")
+    assert code == 2
+    assert err.strip() == (
+        "pipetower run: Choose at least one server or tag to run on. Name them with "
+        "--target NAME or --target tag:TAG, or pass --default-targets to run on the "
+        "action's default targets."
+    )
+    assert not Run.objects.exists()
+
+
+def test_default_targets_and_params_are_used_only_when_asked_for(
+    live_server, monkeypatch, team, user, sshd, make_action, token, tasks_queued
+):
+    server = add_server(team, user, sshd, name="web-1")
+    make_action(
+        name="deploy",
+        parameters=[{"name": "region", "kind": "string", "default": "eu"}],
+        default_server_ids=[server.pk],
+    )
+    code, _, err = run_cli(live_server, token, monkeypatch, "deploy", "--default-targets")
+    assert code == 2
+    assert "Parameter region was not given." in err and "--default-params" in err
+    assert not Run.objects.exists()
+    code, _, err = run_cli(
+        live_server, token, monkeypatch, "deploy", "--default-targets", "--default-params"
+    )
+    assert code == 0, err
+    assert "started on 1 server" in err
+    run = Run.objects.get()
+    assert run.params == {"region": "eu"}
+    assert list(run.targets.values_list("server_name", flat=True)) == ["web-1"]
+
+
+def test_follow_waits_out_the_real_rate_limit_and_loses_no_output(
+    live_server, monkeypatch, settings, team, user, sshd, make_action, token, tasks_queued
+):
+    """The API's own limiter in a running server, with its rate lowered to 2 requests a
+    second so the CLI meets it at once; nothing is simulated. Without the waiting, the
+    CLI would stop at the first 429 (exit 2, "Too many requests")."""
+    settings.API_RATE_LIMIT = "2/s"
+    add_server(team, user, sshd, name="web-1")
+    make_action('for i in 1 2 3 4 5; do echo "line $i"; sleep 0.2; done', name="count")
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setenv("PIPETOWER_URL", live_server.url)
+    monkeypatch.setenv("PIPETOWER_TOKEN", token)
+    out, err = io.StringIO(), io.StringIO()
+    worker = play_worker()
+    code = main(["count", "--team", team.slug, "-t", "web-1", "-f"], out=out, err=err, sleep=sleep)
+    worker.join()
+    notes = err.getvalue()
+    assert code == 0, notes
+    assert out.getvalue() == "".join(f"line {i}\n" for i in range(1, 6))
+    assert "== web-1: succeeded, exit 0" in notes
+    limited = [line for line in notes.splitlines() if "(429)" in line]
+    assert limited, notes
+    # Each wait is the one the server's Retry-After asked for (1 s at this rate).
+    assert waits == [1.0] * len(limited)
+    assert all(line.endswith("trying again in 1 s, as it asks.") for line in limited)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        ("0", 1.0),
+        ("86400", 300.0),
+        ("soon", 5.0),
+        (None, 5.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_a_date_within_bounds(header, seconds):
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
+    assert retry_after_seconds(header, now=now) == seconds
