@@ -415,9 +415,7 @@ def test_run_again_from_the_page_uses_the_shown_values_and_keeps_the_secret(
     assert new.rerun_of_id == finished_run.pk
 
 
-def test_run_again_refuses_an_unticked_form_and_an_unkept_required_secret(
-    owner_client, team, finished_run
-):
+def test_run_again_refuses_a_form_with_every_server_unticked(owner_client, team, finished_run):
     answer = owner_client.post(
         url("runs:again", team, finished_run.pk), {"param_version": "2.5", "param_n": "7"}
     )
