@@ -224,7 +224,9 @@ class RunForm(ErrorAttrsMixin, forms.Form):
         self.fields["tags"].choices = [(n, n) for n in tag_names]  # type: ignore[attr-defined]
         if again_of is not None:
             kept, self.servers_gone = services.run_again_servers(run=again_of)
-            values = services.run_again_values(run=again_of)
+            # The run's values; a parameter added to the action since shows its default.
+            values = {s["name"]: s.get("default") for s in action.parameters}
+            values.update(services.run_again_values(run=again_of))
             run_secrets = set(again_of.secret_param_values())
             if not self.is_bound:
                 self.initial.setdefault("servers", kept)

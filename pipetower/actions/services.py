@@ -486,6 +486,7 @@ def run_again_servers(*, run: Run) -> tuple[list[int], list[str]]:
 
 def run_again_check(*, run: Run, doing: str = "Run it again") -> Action:
     """The action a finished run can be started again with, or the refusal."""
+    run.refresh_from_db(fields=["status", "action"])
     if not run.is_finished:
         raise Conflict(f"This run is still going. {doing} once it has finished.")
     if run.action is None:

@@ -466,3 +466,18 @@ def test_run_again_is_refused_while_the_run_is_going(api, team, user, server, ma
     answer = api.post(f"/teams/{team.slug}/runs/{run.pk}/again", {})
     assert answer.status_code == 409
     assert Run.objects.count() == 1
+
+
+def test_run_again_shows_the_default_of_a_parameter_added_since(
+    owner_client, team, user, finished_run
+):
+    action = finished_run.action
+    services.action_update(
+        action=action,
+        actor=user,
+        parameters=[*action.parameters, {"name": "region", "kind": "string", "default": "eu"}],
+    )
+    page = owner_client.get(url("runs:again", team, finished_run.pk)).content.decode()
+    assert 'name="param_region" value="eu"' in page
+    assert 'name="param_version" value="2.5"' in page
+    assert "The action has been edited since run" in page
