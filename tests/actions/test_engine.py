@@ -89,7 +89,7 @@ def test_typed_parameters_reach_the_script_as_environment_variables(user, ssh_se
             {"name": "colour", "kind": "choice", "choices": ["red", "blue"], "default": "red"},
         ],
     )
-    run = execute(start(action, user, [ssh_server], count="42", colour="blue"))
+    run = execute(start(action, user, [ssh_server], count="42", dry_run="yes", colour="blue"))
     assert output_of(run.targets.get()) == "42 true blue\n"
 
 
