@@ -124,6 +124,8 @@ TEMPLATES = [
         },
     },
 ]
+# Every form escapes its help texts (some are typed by people): pipetower/core/forms.py.
+FORM_RENDERER = "pipetower.core.forms.FormRenderer"
 
 # --- database ----------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
