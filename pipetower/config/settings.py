@@ -21,6 +21,7 @@ from pipetower.config.env import (
     env_str,
     generated_secrets,
 )
+from pipetower.core import netguard as _netguard
 
 ENVIRONMENT = env_str("PIPETOWER_ENV", "development").lower()
 if ENVIRONMENT not in {"development", "production"}:
@@ -437,6 +438,16 @@ if CLIENT_IP_HEADER and not TRUSTED_PROXIES:
         "set PIPETOWER_TRUSTED_PROXIES too."
     )
 GEOIP_PATH = env_str("PIPETOWER_GEOIP_PATH")
+
+# --- addresses Pipetower connects to for people (docs/security.md) -----------
+FORBIDDEN_NETWORKS = env_str(
+    "PIPETOWER_FORBIDDEN_NETWORKS",
+    _netguard.PRODUCTION_DEFAULT if PRODUCTION else _netguard.DEVELOPMENT_DEFAULT,
+)
+try:
+    _netguard.parse_rules(FORBIDDEN_NETWORKS)
+except ValueError as _exc:
+    raise ConfigurationError(str(_exc)) from None
 SIGNIN_ALERT_LINK_TTL = timedelta(days=7)
 
 # --- internationalisation ----------------------------------------------------
