@@ -210,6 +210,8 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_SIGNUP_FORM_CLASS = "pipetower.accounts.forms.SignupExtraForm"
+# Hashes the password for a taken address too, so timing tells nothing (docs/security.md).
+ACCOUNT_FORMS = {"signup": "pipetower.accounts.signup_form.SignupForm"}
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
