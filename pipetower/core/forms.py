@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from django import forms
 from django.forms.boundfield import BoundField
 from django.forms.renderers import DjangoTemplates
 from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
 from pipetower.core.errors import ServiceError
 
@@ -30,7 +33,19 @@ class EscapedBoundField(BoundField):
 
     def __init__(self, form: forms.BaseForm, field: forms.Field, name: str) -> None:
         super().__init__(form, field, name)
-        self.help_text = conditional_escape(field.help_text or "")
+        help_text = field.help_text or ""
+        if str(help_text) in _django_markup_help_texts():
+            help_text = mark_safe(help_text)  # noqa: S308 - a Django constant, not typed by anyone
+        self.help_text = conditional_escape(help_text)
+
+
+@functools.cache
+def _django_markup_help_texts() -> frozenset[str]:
+    """Help texts Django itself writes with markup in a plain string (the back
+    office's password form warns in a list)."""
+    from django.contrib.auth.forms import AdminPasswordChangeForm
+
+    return frozenset({str(AdminPasswordChangeForm.usable_password_help_text)})
 
 
 class FormRenderer(DjangoTemplates):

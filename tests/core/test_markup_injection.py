@@ -438,3 +438,17 @@ def test_the_action_forms_own_help_text_shows_literally() -> None:
     form = ActionForm(team=Team(pk=0))
     html = str(form["script"].as_field_group())
     assert "PT_PARAM_&lt;NAME&gt;" in html
+
+
+@pytest.mark.django_db
+def test_djangos_own_markup_in_a_help_text_still_renders(settings: Any) -> None:
+    """The one help text Django writes as markup in a plain string keeps its list."""
+    settings.ADMIN_REQUIRE_2FA = False
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+
+    response = client.get(reverse("admin:auth_user_password_change", args=[staff.pk]))
+
+    assert response.status_code == 200
+    assert '<ul id="id_unusable_warning"' in response.content.decode()
