@@ -263,3 +263,28 @@ def test_a_name_is_resolved_before_the_check(settings: Any) -> None:
         asyncio.run(netguard.resolve_allowed("localhost", 22))
     settings.FORBIDDEN_NETWORKS = "link-local"
     assert asyncio.run(netguard.resolve_allowed("localhost", 22)) in ("127.0.0.1", "::1")
+
+
+@pytest.mark.django_db
+def test_a_run_on_a_server_whose_address_became_forbidden_fails_saying_why(
+    settings: Any,
+    team: Team,
+    user: Any,
+    knock_counter: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from pipetower.actions import services as actions
+    from tests.actions.conftest import pinned_server
+
+    port, knocks = knock_counter
+    server = pinned_server(team, "db", port=port)
+    action = actions.action_create(team=team, actor=user, name="uptime", script="uptime")
+    settings.FORBIDDEN_NETWORKS = "loopback"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = actions.run_start(action=action, actor=user, server_ids=[server.pk])
+
+    target = run.targets.get()
+    assert target.status == "failed"
+    assert "loopback addresses are forbidden" in target.error
+    assert knocks() == 0

@@ -26,9 +26,10 @@ def web_log() -> Iterator[io.StringIO]:
     handler = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
     assert isinstance(handler, logging.StreamHandler)
     written = io.StringIO()
-    previous = handler.setStream(written)
+    # Not setStream(): it flushes the previous stream, which another test may have closed.
+    previous, handler.stream = handler.stream, written
     yield written
-    handler.setStream(previous)
+    handler.stream = previous
 
 
 def test_a_used_invitation_link_is_logged_without_its_token(
