@@ -6,7 +6,7 @@ writes are the services the pages call, so the rules and messages are the same.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied
@@ -19,6 +19,7 @@ from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
 from pipetower.api.pagination import Page, PageParams, paginate
 from pipetower.api.schemas import Input
+from pipetower.core.query import QueryDate
 from pipetower.servers.models import Server
 from pipetower.teams.models import Membership, Role, Team
 from pipetower.teams.selectors import membership_get
@@ -209,8 +210,8 @@ class RunFilterParams(Schema):
     status: RunStatus | None = None
     server: int | None = None
     who: int | None = Field(None, description="User id of who started the run.")
-    since: date | None = None
-    until: date | None = None
+    since: QueryDate | None = None
+    until: QueryDate | None = None
 
 
 # --- helpers ----------------------------------------------------------------------------

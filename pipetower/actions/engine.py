@@ -60,6 +60,7 @@ SSH_ERROR_STATUS = {
     "auth_failed": TargetStatus.FAILED,
     "key_format": TargetStatus.FAILED,
     "passphrase": TargetStatus.FAILED,
+    "forbidden": TargetStatus.FAILED,  # the address guard (PIPETOWER_FORBIDDEN_NETWORKS)
 }
 
 

@@ -12,6 +12,7 @@ from pipetower.actions import params, services
 from pipetower.actions.models import Action, ParamKind, Run, RunStatus
 from pipetower.core.errors import ServiceError
 from pipetower.core.forms import add_service_error
+from pipetower.core.query import BoundedDateField
 from pipetower.servers.models import Server, Tag
 from pipetower.teams.models import Team
 
@@ -362,8 +363,8 @@ class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     server = forms.ChoiceField(required=False)
     who = forms.ChoiceField(required=False, label="Started by")
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

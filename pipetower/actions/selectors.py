@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from pipetower.actions.models import Action, OutputChunk, Run, RunTarget
+from pipetower.core import query
 from pipetower.teams.models import Team
 
 LIVE_MAX_CHUNKS = 500
@@ -180,13 +181,9 @@ def target_dict(target: RunTarget) -> dict[str, Any]:
 
 
 def parse_cursor(text: str) -> dict[int, int]:
-    """`"12:40,13:0"` → {12: 40, 13: 0} (target id → last seq seen). Bad parts are ignored."""
-    cursor: dict[int, int] = {}
-    for part in (text or "").split(","):
-        tid, _, seq = part.partition(":")
-        if tid.strip().isdigit():
-            cursor[int(tid)] = int(seq) if seq.strip().isdigit() else 0
-    return cursor
+    """`"12:40,13:0"` → {12: 40, 13: 0} (target id → last seq seen); a part that is
+    not a whole number raises `BadQuery` (400) naming `after`."""
+    return query.cursor(text, name="after")
 
 
 def _run_state(state: Mapping[str, Any]) -> dict[str, Any]:

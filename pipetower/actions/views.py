@@ -35,6 +35,7 @@ from pipetower.actions.forms import (
 )
 from pipetower.actions.models import FAILED_STATUSES, Action, Run
 from pipetower.core.errors import ServiceError
+from pipetower.core.query import whole_number
 from pipetower.teams.models import Role
 from pipetower.teams.permissions import team_view
 
@@ -260,6 +261,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         request,
         "actions/run_list.html",
         {"page": page, "form": form, "query": query.urlencode(), "filtered": bool(query)},
+        status=400 if form.is_bound and form.errors else 200,
     )
 
 
@@ -300,8 +302,7 @@ def _wait_param(request: HttpRequest) -> float:
 
 
 def _revision_param(request: HttpRequest) -> int:
-    raw = request.GET.get("rev", "0")
-    return int(raw) if raw.isdigit() else 0
+    return whole_number(request.GET.get("rev"), name="rev", default=0)
 
 
 @never_cache
@@ -365,9 +366,9 @@ def run_target_chunks(request: HttpRequest, run_id: int, target_id: int) -> Json
     """The tail of a target's output (`?before=SEQ` pages back), oldest first."""
     run = selectors.run_get(team=request.team, run_id=run_id)  # type: ignore[attr-defined]
     target = selectors.run_target_get(run=run, target_id=target_id)
-    before = request.GET.get("before", "")
+    before = request.GET.get("before")
     rows, more = selectors.chunks_tail(
-        target=target, before=int(before) if before.isdigit() else None
+        target=target, before=whole_number(before, name="before") if before else None
     )
     return JsonResponse(
         {

@@ -14,6 +14,7 @@ from pipetower.audit.selectors import (
     audit_events_for_team,
     audit_verbs_for_team,
 )
+from pipetower.core.query import BoundedDateField
 from pipetower.teams.models import Team
 from pipetower.teams.permissions import team_view
 
@@ -23,10 +24,10 @@ PAGE_SIZE = 50
 class ActivityFilterForm(forms.Form):
     verb = forms.ChoiceField(label="What", required=False)
     actor = forms.TypedChoiceField(label="Who", required=False, coerce=int, empty_value=None)
-    since = forms.DateField(
+    since = BoundedDateField(
         label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    until = forms.DateField(
+    until = BoundedDateField(
         label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 

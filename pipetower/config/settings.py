@@ -21,6 +21,7 @@ from pipetower.config.env import (
     env_str,
     generated_secrets,
 )
+from pipetower.core import netguard as _netguard
 
 ENVIRONMENT = env_str("PIPETOWER_ENV", "development").lower()
 if ENVIRONMENT not in {"development", "production"}:
@@ -91,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # NUL characters refused before anything reads the database (pipetower/core/query.py).
+    "pipetower.core.query.NulRefusalMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -124,6 +127,8 @@ TEMPLATES = [
         },
     },
 ]
+# Every form escapes its help texts (some are typed by people): pipetower/core/forms.py.
+FORM_RENDERER = "pipetower.core.forms.FormRenderer"
 
 # --- database ----------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
@@ -205,6 +210,8 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_SIGNUP_FORM_CLASS = "pipetower.accounts.forms.SignupExtraForm"
+# Hashes the password for a taken address too, so timing tells nothing (docs/security.md).
+ACCOUNT_FORMS = {"signup": "pipetower.accounts.signup_form.SignupForm"}
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
@@ -433,6 +440,16 @@ if CLIENT_IP_HEADER and not TRUSTED_PROXIES:
         "set PIPETOWER_TRUSTED_PROXIES too."
     )
 GEOIP_PATH = env_str("PIPETOWER_GEOIP_PATH")
+
+# --- addresses Pipetower connects to for people (docs/security.md) -----------
+FORBIDDEN_NETWORKS = env_str(
+    "PIPETOWER_FORBIDDEN_NETWORKS",
+    _netguard.PRODUCTION_DEFAULT if PRODUCTION else _netguard.DEVELOPMENT_DEFAULT,
+)
+try:
+    _netguard.parse_rules(FORBIDDEN_NETWORKS)
+except ValueError as _exc:
+    raise ConfigurationError(str(_exc)) from None
 SIGNIN_ALERT_LINK_TTL = timedelta(days=7)
 
 # --- internationalisation ----------------------------------------------------
@@ -458,7 +475,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Tokens in logged paths (invitations, reset links, ...) become [redacted].
+    "filters": {"secrets": {"()": "pipetower.core.logsafe.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("PIPETOWER_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

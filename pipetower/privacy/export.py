@@ -15,11 +15,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import secrets
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -545,6 +547,23 @@ def export_request(*, user: User, request: HttpRequest | None = None) -> ExportJ
     return job
 
 
+def _save_private(job: ExportJob, data: bytes) -> None:
+    """Store the archive readable by Pipetower's own user only: mode 0600, in an
+    `exports/` folder of mode 0700 made before the file, so it is never readable
+    by anyone else, not even for a moment (Django's default would be 0644)."""
+    storage = job.file.storage
+    try:
+        folder = Path(storage.path("exports"))
+    except NotImplementedError:  # a remote storage: its own access rules apply
+        folder = None
+    if folder is not None:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    job.file.save(f"{secrets.token_hex(16)}.zip", ContentFile(data), save=False)
+    if folder is not None:
+        os.chmod(storage.path(str(job.file.name)), 0o600)
+
+
 def export_build(*, job_id: int) -> ExportJob:
     """Build the archive for a queued job; the task's body."""
     job = ExportJob.objects.select_related("user").get(pk=job_id)
@@ -564,7 +583,7 @@ def export_build(*, job_id: int) -> ExportJob:
         )
         raise exc
     now = timezone.now()
-    job.file.save(f"{secrets.token_hex(16)}.zip", ContentFile(data), save=False)
+    _save_private(job, data)
     job.status = ExportJob.Status.READY
     job.progress = 100
     job.size_bytes = len(data)

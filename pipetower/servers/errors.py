@@ -20,6 +20,7 @@ ERROR_KINDS = frozenset(
         "host_key_unknown",
         "unreachable",
         "lost",
+        "forbidden",
     }
 )
 
@@ -34,6 +35,7 @@ ERROR_TITLES = {
     "host_key_unknown": "Host key not pinned",
     "unreachable": "Host unreachable",
     "lost": "Connection lost",
+    "forbidden": "Address not allowed",
 }
 
 

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from pipetower.audit.services import audit_record
+from pipetower.core import netguard
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
 from pipetower.servers import keys as keylib
 from pipetower.servers.errors import SshError
@@ -121,6 +122,14 @@ def parse_tags(value: str | Iterable[str]) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise ServiceError(f"A server can have at most {MAX_TAGS} tags.", field="tags")
     return tags
+
+
+def _allowed_host(value: str) -> str:
+    """The normalised host, refused when the operator forbids its address
+    (PIPETOWER_FORBIDDEN_NETWORKS; checked again after DNS when connecting)."""
+    host = normalise_host(value)
+    netguard.check_host(host)
+    return host
 
 
 def _validate_name(value: str) -> str:
@@ -370,7 +379,7 @@ def server_create(
     server = Server(
         team=team,
         name=_validate_name(name),
-        host=normalise_host(host),
+        host=_allowed_host(host),
         port=validate_port(port),
         username=validate_username(username),
         created_by=actor,
@@ -421,7 +430,7 @@ def server_update(
         "tags": sorted(server.tags.values_list("name", flat=True)),
     }
     server.name = _validate_name(name)
-    server.host = normalise_host(host)
+    server.host = _allowed_host(host)
     server.port = validate_port(port)
     server.username = validate_username(username)
     tag_names = parse_tags(tags)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 from asyncssh.public_key import get_default_public_key_algs
 
+from pipetower.core import netguard
 from pipetower.servers.errors import (
     ERROR_KINDS,
     ERROR_TITLES,
@@ -265,12 +266,26 @@ def _timeout_error(spec: ConnectionSpec, connect_timeout: float) -> SshError:
     )
 
 
+async def _allowed_address(spec: ConnectionSpec, connect_timeout: float) -> str:
+    """The address to connect to, once the address guard allows it (after DNS)."""
+    try:
+        return await netguard.resolve_allowed(spec.host, spec.port)
+    except netguard.AddressForbidden as exc:
+        raise SshError("forbidden", exc.message) from None
+    except OSError as exc:
+        raise _os_error(exc, spec, connect_timeout) from None
+
+
 async def _open(
-    spec: ConnectionSpec, gate: _Gate, pins: list[asyncssh.SSHKey], connect_timeout: float
+    spec: ConnectionSpec,
+    gate: _Gate,
+    pins: list[asyncssh.SSHKey],
+    connect_timeout: float,
+    address: str,
 ) -> asyncssh.SSHClientConnection:
     options = _base_options(connect_timeout=connect_timeout)
     return await asyncssh.connect(
-        spec.host,
+        address,
         spec.port,
         username=spec.username,
         known_hosts=(pins, [], []),
@@ -307,12 +322,13 @@ async def ssh_connect(
             "known_hosts line."
         )
     pins = _pins(spec)
+    address = await _allowed_address(spec, connect_timeout)
     semaphore = handshake_semaphore(spec.host, spec.port)
     for attempt in range(1, HANDSHAKE_TRIES + 1):
         gate = _Gate(pinned=bool(pins), trust_on_first_use=spec.trust_on_first_use)
         try:
             async with semaphore:
-                conn = await _open(spec, gate, pins, connect_timeout)
+                conn = await _open(spec, gate, pins, connect_timeout, address)
         except _RETRYABLE as exc:
             if "timeout" in str(exc).lower():
                 raise _timeout_error(spec, connect_timeout) from None
@@ -404,12 +420,13 @@ async def fetch_host_key(host: str, port: int, *, connect_timeout: float = 10.0)
     never authenticate over a connection made this way.
     """
     spec = ConnectionSpec(server_id=0, host=host, port=port, username="")
+    address = await _allowed_address(spec, connect_timeout)
     semaphore = handshake_semaphore(host, port)
     for attempt in range(1, HANDSHAKE_TRIES + 1):
         try:
             async with semaphore:
                 key = await asyncssh.get_server_host_key(
-                    host,
+                    address,
                     port,
                     config=None,
                     options=asyncssh.SSHClientConnectionOptions(

@@ -121,12 +121,20 @@ def test_a_revoked_link_shows_a_gone_page(client, invite, user):
     assert "This invitation was withdrawn by the team." in page(response)
 
 
-@pytest.mark.parametrize("token", ["nonsense", "Z" * 43, "a" * 300, "%00%0A"])
+@pytest.mark.parametrize("token", ["nonsense", "Z" * 43, "a" * 300, "%0A"])
 def test_a_malformed_or_unknown_link_shows_not_found(client, db, token):
     response = client.get(f"/teams/join/{token}/")
 
     assert response.status_code == 404
     assert "This invitation link is not valid." in page(response)
+
+
+def test_a_link_with_a_nul_character_is_refused_as_unreadable(client, db):
+    """NUL is refused before any view runs, on every path (tests/core/test_odd_input.py)."""
+    response = client.get("/teams/join/%00%0A/")
+
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
 
 
 # --- not signed in: sign up or sign in through the link -------------------------------------

@@ -7,16 +7,14 @@ The writes are the same services the pages call, so the rules live there.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from pipetower.api.auth import principal
@@ -33,6 +31,7 @@ from pipetower.api.schemas import (
     TeamUpdateIn,
 )
 from pipetower.audit.selectors import audit_events_for_team
+from pipetower.core import query
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role, Team
 from pipetower.teams.selectors import (
@@ -179,7 +178,6 @@ def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> St
 
 
 # --- audit -------------------------------------------------------------------
-DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class AuditFilters(Schema):
@@ -194,21 +192,15 @@ class AuditFilters(Schema):
 
     @field_validator("since", "until", mode="before")
     @classmethod
-    def _date_or_instant(cls, value: Any) -> Any:
-        """A bare date means that whole day; anything else must be an ISO 8601 instant."""
+    def _date_or_instant(cls, value: Any, info: ValidationInfo) -> Any:
+        """A bare date means that whole day; anything else must be an ISO 8601 instant
+        (parsed once for pages and API alike: pipetower/core/query.py)."""
         if not isinstance(value, str) or not value.strip():
             return value or None
-        text = value.strip()
         try:
-            parsed = parse_date(text) if DATE_ONLY.match(text) else parse_datetime(text)
-        except ValueError:
-            parsed = None
-        if parsed is None:
-            raise PydanticCustomError(
-                "date_or_datetime",
-                "Use a date (2026-01-31) or an ISO 8601 date and time (2026-01-31T09:00:00Z).",
-            )
-        return parsed
+            return query.instant(value, name=str(info.field_name))
+        except query.BadQuery as exc:
+            raise PydanticCustomError("date_or_datetime", exc.message) from None
 
 
 def _aware(value: datetime | date | None) -> datetime | date | None:

@@ -13,16 +13,29 @@
   var inFlight = null;
   var timer = null;
 
-  // --- ANSI SGR → classes ------------------------------------------------------
-  var ESCAPE = /\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
-  var PARTIAL = /\x1b(\[[0-9;?]*|\][^\x07]*)?$/;
+  // --- ANSI escapes → classes ----------------------------------------------------
+  // Escapes as ECMA-48 defines them; only SGR (colours, bold, ...) changes anything,
+  // every other escape is skipped, and text is never dropped:
+  //   CSI  ESC [ parameters(0-?)* intermediates(space-/)* final(@-~)
+  //   OSC and the other strings (DCS P, SOS X, PM ^, APC _): ESC ] ... ended by BEL or
+  //        ST (ESC \), on one line (an OSC 8 link's text comes after it, and shows)
+  //   nF   ESC intermediates(space-/)+ final(0-~), e.g. ESC ( B
+  //   Fe/Fs/Fp  ESC and one byte 0-~ (this also skips the ESC ] of a string that is
+  //        never ended; what follows it then shows as text)
+  var ESCAPE = /\x1b\[([0-?]*)([ -\/]*)([@-~])|\x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)|\x1b[ -\/]+[0-~]|\x1b[0-~]/g;
+  // An escape cut at the end of a chunk, completed by the next one.
+  var PARTIAL = /\x1b(?:\[[0-?]*[ -\/]*|[\]PX^_][^\x07\x1b\n]*\x1b?|[ -\/]*)$/;
+  // A string escape longer than this is not waited for: it shows as text.
+  var HOLD_MAX = 4096;
 
   function freshState() { return { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false }; }
 
   function applySgr(state, params) {
-    var codes = params === "" ? [0] : params.split(";").map(function (p) { return parseInt(p || "0", 10); });
-    for (var i = 0; i < codes.length; i++) {
-      var c = codes[i];
+    if (!/^[0-9;:]*$/.test(params)) return; // private modes (ESC [ > 4 m, ...): not SGR
+    var parts = params === "" ? ["0"] : params.split(";");
+    for (var i = 0; i < parts.length; i++) {
+      var c = parseInt(parts[i] || "0", 10);
+      var sub = parts[i].indexOf(":") >= 0; // 38:2:r:g:b carries its colour in one part
       if (c === 0) { var f = freshState(); for (var k in f) state[k] = f[k]; }
       else if (c === 1) state.bold = true;
       else if (c === 2) state.dim = true;
@@ -36,7 +49,7 @@
       else if (c >= 40 && c <= 47) state.bg = c;
       else if (c >= 100 && c <= 107) state.bg = c - 60;
       else if (c === 49) state.bg = null;
-      else if (c === 38 || c === 48) { i += codes[i + 1] === 5 ? 2 : codes[i + 1] === 2 ? 4 : 0; }
+      else if ((c === 38 || c === 48 || c === 58) && !sub) { i += parts[i + 1] === "5" ? 2 : parts[i + 1] === "2" ? 4 : 0; }
     }
   }
 
@@ -52,39 +65,56 @@
   }
 
   // Renders text into `into`, carrying colour state and half-received escapes in `ctx`.
+  // A half-received escape is shown (without its ESC) until the next chunk completes
+  // it, so output that ends in one, or that only looks like one, is never hidden.
   function renderAnsi(ctx, text, into) {
-    text = ctx.held + text;
+    if (ctx.heldNode && ctx.heldNode.parentNode) ctx.heldNode.parentNode.removeChild(ctx.heldNode);
+    ctx.heldNode = null;
+    text = (ctx.held || "") + text;
     ctx.held = "";
+    ctx.state = ctx.state || freshState();
     var partial = text.match(PARTIAL);
-    if (partial) { ctx.held = partial[0]; text = text.slice(0, partial.index); }
+    if (partial && text.length - partial.index <= HOLD_MAX) {
+      ctx.held = partial[0];
+      text = text.slice(0, partial.index);
+    }
     var last = 0;
     ESCAPE.lastIndex = 0;
-    function emit(piece) {
-      if (!piece) return;
+    function emit(piece, where) {
+      if (!piece) return null;
       var cls = classesOf(ctx.state);
+      var node;
       if (cls) {
-        var span = document.createElement("span");
-        span.className = cls;
-        span.textContent = piece;
-        into.appendChild(span);
+        node = document.createElement("span");
+        node.className = cls;
+        node.textContent = piece;
       } else {
-        into.appendChild(document.createTextNode(piece));
+        node = document.createTextNode(piece);
       }
+      where.appendChild(node);
+      return node;
     }
     var m;
     while ((m = ESCAPE.exec(text)) !== null) {
-      emit(text.slice(last, m.index));
-      if (m[2] === "m") applySgr(ctx.state, m[1]);
+      emit(text.slice(last, m.index), into);
+      if (m[3] === "m" && m[2] === "") applySgr(ctx.state, m[1]);
       last = ESCAPE.lastIndex;
     }
-    emit(text.slice(last));
+    emit(text.slice(last), into);
+    if (ctx.held.length > 1) {
+      var shown = document.createElement("span");
+      shown.className = "ansi-held";
+      into.appendChild(shown);
+      emit(ctx.held.slice(1), shown);
+      ctx.heldNode = shown;
+    }
   }
 
   function chunkNode(ctxByStream, chunk) {
     var wrap = document.createElement("span");
     wrap.className = "chunk stream-" + chunk.stream;
     wrap.setAttribute("data-seq", chunk.seq);
-    var ctx = ctxByStream[chunk.stream] || (ctxByStream[chunk.stream] = { state: freshState(), held: "" });
+    var ctx = ctxByStream[chunk.stream] || (ctxByStream[chunk.stream] = { state: freshState(), held: "", heldNode: null });
     renderAnsi(ctx, chunk.data, wrap);
     return wrap;
   }
