@@ -72,7 +72,14 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None or obj.is_open  # an answered request stays as answered
+        # An answered request stays as answered. Asked of the database: the form
+        # puts what was typed on `obj` before the page is drawn again.
+        return obj is None or (
+            DataSubjectRequest.objects.filter(
+                pk=obj.pk,
+                status__in=(DataSubjectRequest.Status.OPEN, DataSubjectRequest.Status.IN_PROGRESS),
+            ).exists()
+        )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         pass  # the service saved it while the form was checked (DataSubjectRequestAnswerForm)
