@@ -66,11 +66,7 @@ def team_models() -> list[type[models.Model]]:
         for model in apps.get_models():
             if model in found or model._meta.app_config.name.startswith("tests"):  # type: ignore[union-attr]
                 continue
-            if any(
-                f.is_relation and f.many_to_one or f.one_to_one
-                for f in model._meta.concrete_fields
-                if f.related_model in found
-            ):
+            if any(f.is_relation for f in model._meta.concrete_fields if f.related_model in found):
                 found.append(model)
                 changed = True
     return found
