@@ -4,7 +4,7 @@ Staff look people up here and manage who is staff. A person's own details and
 the state of their account are theirs: they change them on their own pages, or
 staff act on a privacy request through the privacy services. So profile fields
 and "active" are read only, and accounts are neither added nor deleted here
-(sign-up and invitations make accounts, `pipetower createsuperuser` makes a
+(sign-up and invitations make accounts, `pipetower createadmin` makes a
 staff account, and deletion is `privacy.deletion` with its grace period and
 audit trail)."""
 
