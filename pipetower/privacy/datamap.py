@@ -780,7 +780,7 @@ DATA_MAP: list[ModelDecl] = [
                 LEGIT,
                 WHILE_TEAM,
                 export=False,
-                erasure="cascade",
+                erasure="anonymise",
             ),
             "path": FieldDecl(
                 "system.operations",

@@ -363,3 +363,16 @@ def test_the_scheduler_summarises_expired_grants_once(
     assert "did not open anything" in mail.outbox[0].body
     still_active.refresh_from_db()
     assert still_active.summary_sent_at is None
+
+
+def test_erasing_a_staff_member_keeps_the_teams_log_but_not_who(
+    staff_client, staff, team, user, run
+):
+    from pipetower.privacy.deletion import account_erase
+
+    grant(team, user)
+    staff_client.get(run_url(team, run))
+    account_erase(user=staff)
+
+    access = StaffAccess.objects.get()
+    assert (access.staff_id, access.staff_label, access.path) == (None, "", run_url(team, run))
