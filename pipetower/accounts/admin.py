@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+# allauth's admins, imported before they are replaced below (django-allauth's models).
+import allauth.account.admin
+import allauth.mfa.admin
+import allauth.socialaccount.admin
+import allauth.usersessions.admin  # noqa: F401
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialAccount, SocialToken
+from allauth.usersessions.models import UserSession
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
@@ -97,3 +106,73 @@ class UserAdmin(DjangoUserAdmin):
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         # Setting someone's password would let staff into their account and team.
         raise PermissionDenied("People set their own passwords (Forgot password).")
+
+
+# --- django-allauth's models ---------------------------------------------------
+# allauth's own admins edit addresses (an added, "verified" address is a way into
+# someone's account), show sign-in secrets and tokens, and delete sessions and
+# authenticators. Here they are read only and show no secret; changes go through
+# the person's own account pages (allauth's flows), which check and notify.
+# allauth's admin modules are imported at the top, so that replacing them does
+# not depend on the order in which the admin discovers them.
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    actions = None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+for _model in (EmailAddress, Authenticator, SocialAccount, SocialToken, UserSession):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(EmailAddress)
+class EmailAddressAdmin(_ReadOnlyAdmin):
+    list_display = ("email", "user", "verified", "primary")
+    list_filter = ("verified", "primary")
+    search_fields = ("email", "user__email")
+    fields = ("user", "email", "verified", "primary")
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(_ReadOnlyAdmin):
+    """Which kind of second factor a person has; never its secret (`data`)."""
+
+    list_display = ("user", "type", "created_at", "last_used_at")
+    list_filter = ("type",)
+    search_fields = ("user__email",)
+    fields = ("user", "type", "created_at", "last_used_at")
+
+
+@admin.register(SocialAccount)
+class SocialAccountAdmin(_ReadOnlyAdmin):
+    """Which outside sign-in a person connected; not what the provider sent."""
+
+    list_display = ("user", "provider", "date_joined", "last_login")
+    list_filter = ("provider",)
+    search_fields = ("user__email",)
+    fields = ("user", "provider", "date_joined", "last_login")
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(_ReadOnlyAdmin):
+    """Signed-in sessions; people end them from their own account pages."""
+
+    list_display = ("user", "created_at", "last_seen_at", "ip")
+    search_fields = ("user__email",)
+    fields = ("user", "created_at", "last_seen_at", "ip", "user_agent")
+
+
+# Social tokens (the provider's access tokens) are secrets: not in the back office.

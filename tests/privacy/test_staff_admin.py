@@ -285,3 +285,71 @@ def test_under_a_grant_every_page_staff_open_is_logged(staff_client, planted):
     assert len(opened) > 10
     logged = set(StaffAccess.objects.values_list("path", flat=True))
     assert [path for path in opened if path not in logged] == []
+
+
+# Admins that may add, change or delete something, and why it is not a
+# customer's business state. Every other admin is read only.
+MAY_WRITE = {
+    "accounts.User": "staff flags only; profile and account state are read only",
+    "auth.Group": "Pipetower's own staff groups",
+    "socialaccount.SocialApp": "the operator's Google sign-in configuration",
+    "support.Newsletter": "text Pipetower writes for subscribers",
+    "support.Survey": "questions Pipetower writes",
+    "privacy.DataSubjectRequest": "answered through data_subject_request_answer",
+    "api.ApiToken": "every field read only; revoking goes through api_token_revoke",
+}
+
+
+def test_every_other_admin_is_read_only(rf):
+    request = rf.get("/admin/")
+    request.user = UserFactory(is_staff=True, is_superuser=True)
+    writable = []
+    for model, model_admin in admin.site._registry.items():
+        label = model._meta.label
+        if label in MAY_WRITE:
+            continue
+        if (
+            model_admin.has_add_permission(request)
+            or model_admin.has_change_permission(request, None)
+            or model_admin.has_delete_permission(request, None)
+        ):
+            writable.append(label)
+    assert writable == []
+    for label in ("accounts.User", "privacy.DataSubjectRequest", "api.ApiToken"):
+        model_admin = admin.site._registry[apps.get_model(label)]
+        assert not model_admin.has_delete_permission(request, None), label
+
+
+def test_no_account_admin_shows_a_secret_or_what_a_provider_sent(staff_client):
+    from allauth.mfa.models import Authenticator
+    from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
+    from allauth.usersessions.models import UserSession
+
+    person = UserFactory(email="person@example.com")
+    authenticator = Authenticator.objects.create(user=person, type="totp", data={"secret": MARKER})
+    account = SocialAccount.objects.create(
+        user=person, provider="google", uid="1", extra_data={"name": MARKER}
+    )
+    app = SocialApp.objects.create(provider="google", name="Google", client_id="x")
+    SocialToken.objects.create(app=app, account=account, token=MARKER, token_secret=MARKER)
+    session = UserSession.objects.create(
+        user=person, ip="192.0.2.1", session_key="k" * 32, user_agent="ua", data={"m": MARKER}
+    )
+    pages = [
+        "/admin/mfa/authenticator/",
+        f"/admin/mfa/authenticator/{authenticator.pk}/change/",
+        "/admin/socialaccount/socialaccount/",
+        f"/admin/socialaccount/socialaccount/{account.pk}/change/",
+        "/admin/usersessions/usersession/",
+        f"/admin/usersessions/usersession/{session.pk}/change/",
+        "/admin/socialaccount/socialtoken/",
+    ]
+    assert leaks(staff_client, pages) == []
+    assert staff_client.get("/admin/socialaccount/socialtoken/").status_code == 404
+    assert (
+        staff_client.post(
+            "/admin/account/emailaddress/add/",
+            {"user": person.pk, "email": "staff@evil.example", "verified": "on"},
+        ).status_code
+        == 403
+    )
