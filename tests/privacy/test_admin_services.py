@@ -84,3 +84,16 @@ def test_restrictions_and_correspondence_are_read_only(staff_client):
     assert ProcessingRestriction.objects.get(pk=restriction.pk).lifted_at is None
     assert staff_client.get("/admin/support/correspondence/add/").status_code == 403
     assert staff_client.get("/admin/support/surveyresponse/add/").status_code == 403
+
+
+def test_a_request_answered_meanwhile_is_not_answered_again(staff, dsr):
+    from pipetower.core.errors import Conflict
+    from pipetower.privacy.services import data_subject_request_answer
+
+    stale = DataSubjectRequest.objects.get(pk=dsr.pk)
+    data_subject_request_answer(staff=staff, dsr=dsr, status="done", answer="First answer.")
+    with pytest.raises(Conflict, match="already answered"):
+        data_subject_request_answer(staff=staff, dsr=stale, status="rejected", answer="Second.")
+    dsr.refresh_from_db()
+    assert (dsr.status, dsr.answer) == ("done", "First answer.")
+    assert AuditEvent.objects.filter(verb="privacy.request_answered").count() == 1
