@@ -1,53 +1,21 @@
-"""The staff back office: read-mostly views of actions and runs. Secrets never show."""
+"""The staff back office for actions and runs: kinds, numbers, states and dates only.
+
+Scripts, parameters, names and output are the team's content; staff see them
+only through the team's pages under its support access (privacy.support_access)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from pipetower.actions.models import Action, Run, RunTarget
+from pipetower.actions.models import Action, Run
+from pipetower.privacy.staff_admin import TeamContentAdmin
 
 
 @admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "run_as", "timeout_seconds", "concurrency", "updated_at")
+class ActionAdmin(TeamContentAdmin):
     list_filter = ("team",)
-    search_fields = ("name", "team__name")
-    exclude = ("secret_defaults",)
-    readonly_fields = ("created_by", "created_at", "updated_at")
-
-
-class RunTargetInline(admin.TabularInline):
-    model = RunTarget
-    extra = 0
-    can_delete = False
-    fields = ("server_name", "status", "exit_code", "started_at", "finished_at", "error", "worker")
-    readonly_fields = fields
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
-    list_display = ("id", "action_name", "team", "status", "trigger", "created_at", "finished_at")
-    list_filter = ("status", "trigger", "team")
-    search_fields = ("action_name", "team__name")
-    exclude = ("secret_params", "script", "parameters")
-    readonly_fields = (
-        "team",
-        "action",
-        "action_name",
-        "params",
-        "run_as",
-        "timeout_seconds",
-        "concurrency",
-        "failure_limit",
-        "status",
-        "trigger",
-        "started_by",
-        "rerun_of",
-        "shard_count",
-        "revision",
-        "created_at",
-        "finished_at",
-        "cancel_requested_at",
-        "cancelled_by",
-    )
-    inlines = (RunTargetInline,)
+class RunAdmin(TeamContentAdmin):
+    list_filter = ("status", "trigger")

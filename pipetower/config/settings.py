@@ -354,6 +354,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.privacy.tasks.export_jobs_purge_task",
         "schedule": timedelta(hours=6),
     },
+    # Owners get a summary of what staff did once a support grant ends (docs/privacy.md).
+    "summarise-ended-support-grants": {
+        "task": "pipetower.privacy.tasks.support_grants_summarise_task",
+        "schedule": timedelta(minutes=15),
+    },
 }
 WORKER_HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("teams/<slug:team_slug>/servers/", include("pipetower.servers.urls")),
     path("teams/<slug:team_slug>/actions/", include("pipetower.actions.urls")),
     path("teams/<slug:team_slug>/runs/", include(run_urls)),
+    path("teams/<slug:team_slug>/support-access/", include("pipetower.privacy.support_urls")),
     path("tokens/", include("pipetower.api.urls")),
     path("privacy/", include("pipetower.privacy.urls")),
     path("support/", include("pipetower.support.urls")),

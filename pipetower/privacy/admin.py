@@ -1,9 +1,49 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils import timezone
 
-from pipetower.privacy.models import ConsentEvent, DataSubjectRequest, ProcessingRestriction
+from pipetower.core.errors import ServiceError
+from pipetower.privacy.models import (
+    ConsentEvent,
+    DataSubjectRequest,
+    ProcessingRestriction,
+    StaffAccess,
+    SupportGrant,
+)
+from pipetower.privacy.services import data_subject_request_answer
+from pipetower.privacy.staff_admin import TeamContentAdmin
+
+
+class DataSubjectRequestAnswerForm(forms.ModelForm):
+    """Answering a request goes through `data_subject_request_answer`, like
+    everywhere else: its refusals show on the form, and it writes the audit row."""
+
+    class Meta:
+        model = DataSubjectRequest
+        fields = ("status", "answer")
+
+    request: HttpRequest | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors or self.request is None:
+            return data
+        try:
+            data_subject_request_answer(
+                staff=self.request.user,  # type: ignore[arg-type]
+                dsr=DataSubjectRequest.objects.get(pk=self.instance.pk),
+                status=data.get("status", ""),
+                answer=data.get("answer", ""),
+            )
+        except ServiceError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return data
 
 
 @admin.register(DataSubjectRequest)
@@ -12,6 +52,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     list_filter = ("status", "kind")
     ordering = ("due_at",)
     search_fields = ("user__email",)
+    form = DataSubjectRequestAnswerForm
     readonly_fields = ("user", "kind", "details", "created_at", "due_at", "answered_at")
     fields = ("user", "kind", "details", "created_at", "due_at", "status", "answer", "answered_at")
 
@@ -19,10 +60,29 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     def overdue(self, obj: DataSubjectRequest) -> bool:
         return obj.is_open and obj.due_at < timezone.now()
 
-    def save_model(self, request, obj, form, change):
-        if obj.status in (obj.Status.DONE, obj.Status.REJECTED) and obj.answered_at is None:
-            obj.answered_at = timezone.now()
-        super().save_model(request, obj, form, change)
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request  # type: ignore[attr-defined]
+        return form
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # people make requests from their privacy center
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An answered request stays as answered. Asked of the database: the form
+        # puts what was typed on `obj` before the page is drawn again.
+        return obj is None or (
+            DataSubjectRequest.objects.filter(
+                pk=obj.pk,
+                status__in=(DataSubjectRequest.Status.OPEN, DataSubjectRequest.Status.IN_PROGRESS),
+            ).exists()
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # the service saved it while the form was checked (DataSubjectRequestAnswerForm)
 
 
 @admin.register(ConsentEvent)
@@ -33,20 +93,51 @@ class ConsentEventAdmin(admin.ModelAdmin):
     list_filter = ("purpose", "granted", "channel")
     search_fields = ("user__email", "anonymous_id")
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
 @admin.register(ProcessingRestriction)
 class ProcessingRestrictionAdmin(admin.ModelAdmin):
+    """Read only: people start and lift a restriction from their privacy center."""
+
     list_display = ("user", "created_at", "lift_requested_at", "lifted_at")
     readonly_fields = ("user", "created_at", "lift_requested_at", "lifted_at")
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SupportGrant)
+class SupportGrantAdmin(TeamContentAdmin):
+    """Which teams let staff in, how far and until when. Granting and revoking is
+    the team's: only its owners and admins do it, on its support access page."""
+
+    # The reason is written by the team for staff to read.
+    shown_text_fields = ("scope", "reason")
+    list_filter = ("scope",)
+    ordering = ("-created_at",)
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        return ["id", "team", "scope", "reason", "created_at", "expires_at", "revoked_at"]
+
+
+@admin.register(StaffAccess)
+class StaffAccessAdmin(TeamContentAdmin):
+    """The log of staff requests under support access: written only by the check itself."""
+
+    shown_text_fields = ("staff_label", "kind", "method", "path", "page")
+    list_filter = ("kind",)
+    date_hierarchy = "created_at"

@@ -738,6 +738,60 @@ DATA_MAP: list[ModelDecl] = [
             "kept": "counts and reasons of kept records, with nothing that names the person",
         },
     ),
+    ModelDecl(
+        model="privacy.SupportGrant",
+        subject="granted_by",
+        team="team",
+        title="Support access granted to Pipetower staff",
+        fields={
+            "granted_by": _id(
+                "Showing the team who let Pipetower staff in", WHILE_TEAM, erasure="anonymise"
+            ),
+            "revoked_by": _id(
+                "Showing the team who ended Pipetower staff's access",
+                WHILE_TEAM,
+                erasure="anonymise",
+            ),
+            "reason": FieldDecl(
+                "user.content",
+                "Telling staff, and the team later, why access was granted",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+        },
+    ),
+    ModelDecl(
+        model="privacy.StaffAccess",
+        subject="staff",
+        team="team",
+        title="Pages Pipetower staff opened in a team under support access",
+        fields={
+            "staff": _id(
+                "Showing the team which staff member opened what",
+                WHILE_TEAM,
+                legal_basis=LEGIT,
+                export=False,
+                erasure="anonymise",
+            ),
+            "staff_label": FieldDecl(
+                "user.contact.email",
+                "The staff member's address at the time, so the team's record stays readable",
+                LEGIT,
+                WHILE_TEAM,
+                export=False,
+                erasure="anonymise",
+            ),
+            "path": FieldDecl(
+                "system.operations",
+                "Which page of the team staff opened or changed",
+                LEGIT,
+                WHILE_TEAM,
+                export=False,
+                erasure="cascade",
+            ),
+        },
+    ),
     # --------------------------------------------------------------- support
     ModelDecl(
         model="support.Correspondence",

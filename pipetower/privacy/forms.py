@@ -27,3 +27,37 @@ class DataSubjectRequestForm(forms.Form):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["kind"].widget.attrs["autofocus"] = True
+
+
+class SupportGrantForm(forms.Form):
+    """Grant Pipetower staff access to a team. The limits are the service's
+    (`support_access.support_grant_create`); the form only parses."""
+
+    scope = forms.ChoiceField(
+        label="What may staff do?",
+        choices=[
+            ("read", "Read only: look at servers, actions, runs and their output"),
+            ("fix", "Read and fix automation: also change actions and start or re-run runs"),
+        ],
+        widget=forms.RadioSelect,
+        initial="read",
+        error_messages={"required": "Choose what staff may do."},
+    )
+    days = forms.IntegerField(
+        label="For how many days?",
+        initial=1,
+        help_text="At most 7 days. You can revoke it at any time.",
+        error_messages={
+            "required": "Choose how many days staff may have access.",
+            "invalid": "Enter a whole number of days, from 1 to 7.",
+        },
+    )
+    reason = forms.CharField(
+        label="Reason or support ticket",
+        max_length=300,
+        help_text="For example: ticket #1234, the nightly backup action fails.",
+        error_messages={
+            "required": "Say why staff need access: a reason or a support ticket reference.",
+            "max_length": "Keep the reason under 300 characters; a ticket reference is enough.",
+        },
+    )

@@ -291,3 +291,89 @@ class DeletionReport(models.Model):
 
     def __str__(self) -> str:
         return f"deletion report {self.pk}"
+
+
+# =============================================================================
+# Support access: staff see a team's content only with the team's permission
+# (support_access.py)
+# =============================================================================
+
+SUPPORT_GRANT_MAX_DAYS = 7
+
+
+class SupportGrant(models.Model):
+    """A team owner's or admin's permission for Pipetower staff to look into the team.
+
+    Scoped (read only, or also fix automation), time-limited (at most 7 days),
+    revocable; every staff request under it becomes a `StaffAccess` row."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read only"
+        FIX = "fix", "Read and fix automation (actions and runs)"
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="support_grants")
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    reason = models.CharField(max_length=300)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When the summary of staff access under this grant was mailed to the owners.
+    summary_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("team", "expires_at"), name="support_grant_team_expiry")]
+
+    def __str__(self) -> str:
+        return f"support access {self.pk} to team {self.team_id} ({self.state})"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and self.expires_at > now
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @property
+    def ended_at(self) -> datetime | None:
+        if self.revoked_at is not None:
+            return self.revoked_at
+        return self.expires_at if self.expires_at <= timezone.now() else None
+
+
+class StaffAccess(models.Model):
+    """One page a staff member opened (or one change they made) under a support grant."""
+
+    class Kind(models.TextChoices):
+        VIEW = "view", "Viewed"
+        CHANGE = "change", "Changed"
+
+    grant = models.ForeignKey(SupportGrant, on_delete=models.CASCADE, related_name="accesses")
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    staff_label = models.CharField(max_length=254)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    page = models.CharField(max_length=100, blank=True)  # the URL name, e.g. "runs:detail"
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "staff accesses"
+
+    def __str__(self) -> str:
+        return f"staff access {self.pk} under support access {self.grant_id}"

@@ -195,11 +195,16 @@ def data_subject_request_answer(
         raise ServiceError("An answer closes the request as answered or declined.")
     if not answer.strip():
         raise ServiceError("Write the answer the person will read.", field="answer")
-    dsr.status = status
-    dsr.answer = answer.strip()
-    dsr.answered_at = timezone.now()
-    dsr.save(update_fields=["status", "answer", "answered_at"])
-    audit_record(actor=staff, verb="privacy.request_answered", target=dsr)
+    with transaction.atomic():
+        locked = DataSubjectRequest.objects.select_for_update().get(pk=dsr.pk)
+        if not locked.is_open:
+            raise Conflict("This request was already answered.")
+        locked.status = status
+        locked.answer = answer.strip()
+        locked.answered_at = timezone.now()
+        locked.save(update_fields=["status", "answer", "answered_at"])
+        audit_record(actor=staff, verb="privacy.request_answered", target=locked)
+    dsr.status, dsr.answer, dsr.answered_at = locked.status, locked.answer, locked.answered_at
     return dsr
 
 

@@ -31,3 +31,24 @@ def account_deletions_purge_task() -> int:
     from pipetower.privacy.deletion import account_deletions_purge
 
     return account_deletions_purge()
+
+
+# =============================================================================
+# Support access (support_access.py)
+# =============================================================================
+
+
+@shared_task(name="pipetower.privacy.tasks.support_grant_summary_task", ignore_result=True)
+def support_grant_summary_task(grant_id: int) -> bool:
+    """Mail a team's owners what staff did under a grant that just ended."""
+    from pipetower.privacy.support_access import support_grant_summary_send
+
+    return support_grant_summary_send(grant_id=grant_id)
+
+
+@shared_task(name="pipetower.privacy.tasks.support_grants_summarise_task", ignore_result=True)
+def support_grants_summarise_task() -> int:
+    """Run by the scheduler: summarise grants that expired since the last run."""
+    from pipetower.privacy.support_access import support_grants_summarise
+
+    return support_grants_summarise()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db import transaction
@@ -16,6 +17,15 @@ class CorrespondenceAdmin(admin.ModelAdmin):
     list_display = ("subject", "email", "created_at")
     search_fields = ("email", "subject")
     readonly_fields = ("user", "email", "subject", "body", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # erased with the person (privacy.deletion), not by hand
 
 
 @admin.register(Newsletter)
@@ -61,3 +71,12 @@ class SurveyAdmin(admin.ModelAdmin):
 class SurveyResponseAdmin(admin.ModelAdmin):
     list_display = ("survey", "user", "created_at")
     readonly_fields = ("survey", "user", "answers", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # erased with the person (privacy.deletion), not by hand

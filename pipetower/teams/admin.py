@@ -1,62 +1,75 @@
+"""The staff back office for teams: which teams exist, who is in them with what
+role, and whether they granted Pipetower support access.
+
+Nothing here adds, changes or removes a team, a member or an invitation: staff
+cannot make themselves members of a customer's team. Changes go through the
+team's own pages (`teams.services`), by the team's own owners and admins."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
+from pipetower.privacy.models import SupportGrant
+from pipetower.privacy.staff_admin import TeamContentAdmin
 from pipetower.teams.models import Invitation, Membership, Team
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    raw_id_fields = ("user",)
-    readonly_fields = ("created_at",)
-
-
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "created_at", "created_by")
-    search_fields = ("name", "slug")
-    readonly_fields = ("data_key", "created_at", "created_by")
-    inlines = (MembershipInline,)
+class TeamAdmin(TeamContentAdmin):
+    # The team's name tells staff which customer they are talking to.
+    shown_text_fields = ("name", "slug")
+
+    def get_list_display(self, request):
+        return ["id", "name", "slug", "created_at", "created_by", "support_access"]
+
+    def get_list_display_links(self, request, list_display):
+        return ["id", "name"]
+
+    def get_search_fields(self, request):
+        return ["name", "slug"]
+
+    def get_fields(self, request, obj=None):
+        return [*super().get_fields(request, obj), "support_access"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "support_access"]
+
+    @admin.display(description="Support access")
+    def support_access(self, obj: Team) -> Any:
+        grant = (
+            SupportGrant.objects.filter(
+                team=obj, revoked_at__isnull=True, expires_at__gt=timezone.now()
+            )
+            .order_by("-expires_at")
+            .first()
+        )
+        if grant is None:
+            return "none"
+        return format_html(
+            '{} until {} UTC: <a href="{}">open the team</a>',
+            grant.get_scope_display(),
+            f"{grant.expires_at:%Y-%m-%d %H:%M}",
+            reverse("teams:detail", kwargs={"team_slug": obj.slug}),
+        )
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
-    list_display = ("user", "team", "role", "created_at")
+class MembershipAdmin(TeamContentAdmin):
     list_filter = ("role",)
-    search_fields = ("user__email", "user__name", "team__name", "team__slug")
     list_select_related = ("user", "team")
-    raw_id_fields = ("user", "team")
-    readonly_fields = ("created_at",)
+
+    def get_search_fields(self, request):
+        return ["team__name", "team__slug", "user__email"]
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
-    """Invitations are made by the teams' own pages (which mail the token); the
-    back office can look, extend or revoke, but never sees or edits the token hash."""
+class InvitationAdmin(TeamContentAdmin):
+    """Who a team invited is the team's business: no addresses here, no token hash."""
 
-    list_display = ("email", "team", "role", "state", "sent_at", "expires_at")
     list_filter = ("role",)
-    search_fields = ("email", "team__name", "team__slug")
     list_select_related = ("team",)
-    exclude = ("token_hash",)
-    raw_id_fields = ("team", "invited_by", "accepted_by")
-    readonly_fields = (
-        "team",
-        "email",
-        "invited_by",
-        "created_at",
-        "sent_at",
-        "accepted_at",
-        "accepted_by",
-    )
-
-    @admin.display(description="State")
-    def state(self, obj: Invitation) -> str:
-        return obj.state
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

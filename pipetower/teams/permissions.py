@@ -17,7 +17,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
@@ -174,7 +174,22 @@ def team_view(
         @login_required
         @wraps(view)
         def wrapper(request: HttpRequest, team_slug: str, *args: Any, **kwargs: Any) -> Any:
-            membership = membership_get(user=request.user, team_slug=team_slug)
+            try:
+                membership = membership_get(user=request.user, team_slug=team_slug)
+            except Http404:
+                # Pipetower staff outside the team: only under the team's support
+                # grant, logged and shown to the team (privacy.support_access).
+                from pipetower.privacy.support_access import StaffRefused, staff_membership
+
+                try:
+                    membership = staff_membership(request=request, team_slug=team_slug)
+                except StaffRefused as refused:
+                    return render(
+                        request,
+                        "core/error.html",
+                        {"code": 403, "title": "No support access", "message": refused.message},
+                        status=403,
+                    )
             if not allow_without_2fa and (
                 refusal := two_factor_refusal(team=membership.team, user=request.user)
             ):

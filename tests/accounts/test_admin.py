@@ -31,40 +31,43 @@ def test_staff_search_people_by_name_or_email(staff_client):
     assert "alan@example.com" in by_email and "grace@example.com" not in by_email
 
 
-def test_staff_open_a_person_with_sign_up_address_read_only(staff_client):
+def test_staff_open_a_person_read_only_except_staff_flags(staff_client):
     person = UserFactory(email="grace@example.com", signup_ip="198.51.100.4")
     html = staff_client.get(f"/admin/accounts/user/{person.pk}/change/").content.decode()
-    assert "198.51.100.4" in html
-    assert 'name="signup_ip"' not in html
-    assert 'name="email"' in html
+    assert "198.51.100.4" in html and "grace@example.com" in html
+    for field in ("signup_ip", "email", "name", "is_active"):
+        assert f'name="{field}"' not in html, field
+    assert 'name="is_staff"' in html
 
 
-def test_staff_add_a_person_by_email(staff_client):
+def test_staff_flags_change_but_profile_and_state_do_not(staff_client):
+    person = UserFactory(email="grace@example.com", name="Grace Hopper")
     response = staff_client.post(
-        "/admin/accounts/user/add/",
-        {
-            "email": "New.Person@Example.com",
-            "name": "New Person",
-            "usable_password": "true",
-            "password1": "plum tractor violet harbour 93",
-            "password2": "plum tractor violet harbour 93",
-        },
+        f"/admin/accounts/user/{person.pk}/change/",
+        {"email": "evil@example.com", "name": "Renamed", "is_active": "", "is_staff": "on"},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert User.objects.get(email="new.person@example.com").name == "New Person"
+    person.refresh_from_db()
+    assert person.is_staff
+    assert (person.email, person.name, person.is_active) == (
+        "grace@example.com",
+        "Grace Hopper",
+        True,
+    )
 
 
-def test_staff_cannot_add_a_second_account_for_an_email(staff_client):
-    UserFactory(email="grace@example.com")
+def test_accounts_are_not_added_deleted_or_given_a_password_in_the_back_office(staff_client):
+    person = UserFactory(email="grace@example.com")
+    assert staff_client.get("/admin/accounts/user/add/").status_code == 403
+    assert staff_client.post(f"/admin/accounts/user/{person.pk}/delete/").status_code == 403
     response = staff_client.post(
-        "/admin/accounts/user/add/",
+        f"/admin/accounts/user/{person.pk}/password/",
         {
-            "email": "GRACE@example.com",
-            "name": "Other",
-            "usable_password": "true",
             "password1": "plum tractor violet harbour 93",
             "password2": "plum tractor violet harbour 93",
         },
     )
-    assert "Another account already uses this email address." in response.content.decode()
-    assert User.objects.filter(email__iexact="grace@example.com").count() == 1
+    assert response.status_code == 403
+    person.refresh_from_db()
+    assert not person.check_password("plum tractor violet harbour 93")
+    assert User.objects.filter(pk=person.pk).exists()
