@@ -18,6 +18,7 @@ from django.http import HttpRequest
 
 from pipetower.accounts.google import policy as google_signin
 from pipetower.core.http import client_ip
+from pipetower.core.links import rebase_context
 from pipetower.teams import signup as team_signup
 
 
@@ -92,6 +93,9 @@ class AccountAdapter(DefaultAccountAdapter):
             "current_site": get_current_site(request),
         }
         ctx.update(context)
+        # allauth builds its links from the request's Host; every emailed link
+        # goes to the one public address instead.
+        rebase_context(ctx)
         message = self.render_mail(template_prefix, email, ctx)
         transaction.on_commit(message.send, robust=True)
 
