@@ -96,6 +96,10 @@ class AccountAdapter(DefaultAccountAdapter):
         # allauth builds its links from the request's Host; every emailed link
         # goes to the one public address instead.
         rebase_context(ctx)
+        if template_prefix.startswith("account/email/email_confirmation") and request is not None:
+            from pipetower.accounts.views import CONFIRM_EMAIL_SESSION_KEY
+
+            request.session[CONFIRM_EMAIL_SESSION_KEY] = email
         message = self.render_mail(template_prefix, email, ctx)
         transaction.on_commit(message.send, robust=True)
 
