@@ -60,7 +60,8 @@ NEW_TOKEN_SESSION_KEY = "pipetower.api.new_token"
 def token_list(request: HttpRequest) -> HttpResponse:
     shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     if isinstance(shown, dict):
-        token = ApiToken.objects.filter(pk=int(shown.get("id", 0)), user_id=request.user.pk).first()
+        user: Any = request.user
+        token = ApiToken.objects.filter(pk=int(shown.get("id", 0)), user=user).first()
         if token is not None:
             return _render(request, new_token=token, plaintext=str(shown.get("plaintext", "")))
     return _render(request)
