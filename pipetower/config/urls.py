@@ -10,6 +10,8 @@ from pipetower.core import views as core_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("status", core_views.status_page, name="status"),
+    path("favicon.ico", core_views.favicon),
     # Sessions are listed on the security page ("Where you are signed in"), not a page of their own.
     path("accounts/sessions/", accounts_security_views.sessions_moved),
     path("accounts/", include("allauth.urls")),
