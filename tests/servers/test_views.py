@@ -482,6 +482,9 @@ def test_an_unknown_host_key_is_said_once_with_one_badge_and_just_now(
     assert "Host key not pinned" not in page and "badge-error" not in page
     assert page.count("Compare it with") == 1
     assert "Last tested just now" in page and "0\xa0minutes" not in page
+    # The key's type with its fingerprint, and the command that prints the same line.
+    assert f"<code>ED25519 {sshd.fingerprint}</code>" in page
+    assert "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub" in page
 
 
 def test_the_action_page_names_parameter_types_as_the_form_does(owner_client, team, user):
