@@ -99,18 +99,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _port_to_environment(rest: list[str]) -> None:
-    """`--port N` also sets PIPETOWER_PORT, so the settings (the default base URL
-    among them) agree with where Pipetower listens. Bad values are left for the
-    command's own option parsing to report."""
+def _option(rest: list[str], name: str) -> str | None:
+    """The value of `--name V` or `--name=V` among the arguments (last one wins)."""
+    value = None
     for index, arg in enumerate(rest):
-        value = None
-        if arg == "--port" and index + 1 < len(rest):
+        if arg == name and index + 1 < len(rest):
             value = rest[index + 1]
-        elif arg.startswith("--port="):
+        elif arg.startswith(name + "="):
             value = arg.partition("=")[2]
-        if value is not None and value.isdigit():
-            os.environ["PIPETOWER_PORT"] = value
+    return value
+
+
+def _port_to_environment(rest: list[str]) -> None:
+    """`--port N` also sets PIPETOWER_PORT, and without PIPETOWER_BASE_URL the base URL
+    becomes the address the command prints (host, port, https with a certificate), so
+    the settings and every emailed link agree with where Pipetower listens. Bad values
+    are left for the command's own option parsing to report."""
+    port = _option(rest, "--port")
+    if port is not None and port.isdigit():
+        os.environ["PIPETOWER_PORT"] = port
+    if os.environ.get("PIPETOWER_BASE_URL"):
+        return
+    host = _option(rest, "--host")
+    tls = _option(rest, "--tls-cert")
+    if host is None and tls is None:
+        return  # the settings' default (http://localhost:<port>) is what is printed
+    from pipetower.core.serve import local_url
+
+    try:
+        port_number = int(os.environ.get("PIPETOWER_PORT") or 8000)
+    except ValueError:
+        return  # the settings report the bad PIPETOWER_PORT
+    url = local_url(host or "127.0.0.1", port_number)
+    if tls:
+        url = "https://" + url.removeprefix("http://")
+    os.environ["PIPETOWER_BASE_URL"] = url
 
 
 def _setup() -> str | None:

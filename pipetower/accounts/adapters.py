@@ -18,6 +18,7 @@ from django.http import HttpRequest
 
 from pipetower.accounts.google import policy as google_signin
 from pipetower.core.http import client_ip
+from pipetower.core.links import rebase_context
 from pipetower.teams import signup as team_signup
 
 
@@ -92,6 +93,13 @@ class AccountAdapter(DefaultAccountAdapter):
             "current_site": get_current_site(request),
         }
         ctx.update(context)
+        # allauth builds its links from the request's Host; every emailed link
+        # goes to the one public address instead.
+        rebase_context(ctx)
+        if template_prefix.startswith("account/email/email_confirmation") and request is not None:
+            from pipetower.accounts.views import CONFIRM_EMAIL_SESSION_KEY
+
+            request.session[CONFIRM_EMAIL_SESSION_KEY] = email
         message = self.render_mail(template_prefix, email, ctx)
         transaction.on_commit(message.send, robust=True)
 

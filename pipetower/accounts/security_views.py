@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -120,3 +121,9 @@ def _device(browser: str, os_family: str) -> str:
     if browser and os_family:
         return f"{browser} on {os_family}"
     return browser or os_family or "Unknown device"
+
+
+@login_required
+def sessions_moved(request: HttpRequest) -> HttpResponse:
+    """allauth's Sessions page lives on the security page now: one place for it."""
+    return redirect(reverse("accounts:security") + "#sessions")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
@@ -200,3 +201,28 @@ def _too_many_pixels(width: int, height: int) -> str:
 
 def _with_article(word: str) -> str:
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+def email_confirmation_resend(*, request: Any, email: str) -> None:
+    """Send the confirmation link again to an address that awaits confirmation.
+
+    The answer is the same whether or not such an address exists (no account
+    enumeration); allauth's `confirm_email` rate limit (one per address every
+    three minutes) applies, and links already sent stay valid.
+    """
+    from allauth.account.internal.flows.email_verification import (
+        send_verification_email_to_address,
+    )
+    from allauth.account.models import EmailAddress
+
+    email = (email or "").strip()
+    if not email or len(email) > 254:
+        return
+    address = (
+        EmailAddress.objects.filter(email__iexact=email, verified=False, user__isnull=False)
+        .select_related("user")
+        .first()
+    )
+    if address is None or not address.user.is_active:
+        return
+    send_verification_email_to_address(request, address)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("profile/avatar/", views.avatar_upload, name="avatar_upload"),
     path("profile/avatar/remove/", views.avatar_remove, name="avatar_remove"),
     path("avatar/<int:user_id>/", views.avatar, name="avatar"),
+    path("confirm-email/resend/", views.confirmation_resend, name="confirmation_resend"),
     path("security/", security_views.security, name="security"),
     path("security/sessions/<int:session_id>/end/", security_views.session_end, name="session_end"),
     path(

@@ -106,3 +106,21 @@ def avatar(request: HttpRequest, user_id: int) -> HttpResponseBase:
     )
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+# The address of the latest confirmation email sent in this browser, so that
+# "Check your email" can offer to send it again (set by the account adapter).
+CONFIRM_EMAIL_SESSION_KEY = "pipetower_confirm_email"
+
+
+@require_POST
+def confirmation_resend(request: HttpRequest) -> HttpResponse:
+    """'Send the link again' on the Check your email page (signed out)."""
+    email = str(request.POST.get("email") or request.session.get(CONFIRM_EMAIL_SESSION_KEY, ""))
+    services.email_confirmation_resend(request=request, email=email)
+    messages.info(
+        request,
+        "If that address is waiting for confirmation, a new link is on its way. "
+        "You can ask again in three minutes; earlier links keep working.",
+    )
+    return redirect("account_email_verification_sent")

@@ -49,8 +49,21 @@ def _render(
     return render(request, "api/token_list.html", context)
 
 
+# The new token's value waits in the server-side session between the POST and the
+# page that shows it, and is removed as that page is rendered: a reload shows the
+# list without it and never creates a second token.
+NEW_TOKEN_SESSION_KEY = "pipetower.api.new_token"
+
+
 @login_required
+@never_cache  # the answer may hold the token: no cache may keep it
 def token_list(request: HttpRequest) -> HttpResponse:
+    shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    if isinstance(shown, dict):
+        user: Any = request.user
+        token = ApiToken.objects.filter(pk=int(shown.get("id", 0)), user=user).first()
+        if token is not None:
+            return _render(request, new_token=token, plaintext=str(shown.get("plaintext", "")))
     return _render(request)
 
 
@@ -73,8 +86,9 @@ def token_create(request: HttpRequest) -> HttpResponse:
         except ServiceError as error:
             form.add_error(error.field if error.field in FORM_FIELDS else None, error.message)
         else:
-            # Shown in this answer only: it is not stored anywhere we could show it from again.
-            return _render(request, new_token=token, plaintext=plaintext)
+            # Shown once, on the page this redirects to (see NEW_TOKEN_SESSION_KEY).
+            request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "plaintext": plaintext}
+            return redirect("tokens:list")
     return _render(request, form=form)
 
 

@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "pipetower.core.query.NulRefusalMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # One address for pages and emailed links (PIPETOWER_BASE_URL, pipetower/core/links.py).
+    "pipetower.core.links.LoopbackAliasRedirectMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -210,8 +212,11 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_SIGNUP_FORM_CLASS = "pipetower.accounts.forms.SignupExtraForm"
-# Hashes the password for a taken address too, so timing tells nothing (docs/security.md).
-ACCOUNT_FORMS = {"signup": "pipetower.accounts.signup_form.SignupForm"}
+ACCOUNT_FORMS = {
+    "login": "pipetower.accounts.login_form.LoginForm",
+    # Hashes the password for a taken address too, so timing tells nothing (docs/security.md).
+    "signup": "pipetower.accounts.signup_form.SignupForm",
+}
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_PREVENT_ENUMERATION = True
@@ -480,10 +485,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Tokens in logged paths (invitations, reset links, ...) become [redacted].
-    "filters": {"secrets": {"()": "pipetower.core.logsafe.RedactSecrets"}},
+    "filters": {
+        # Tokens in logged paths (invitations, reset links, ...) become [redacted].
+        "secrets": {"()": "pipetower.core.logsafe.RedactSecrets"},
+        "client_errors": {"()": "pipetower.core.logfilters.ClientErrorWithoutTraceback"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["secrets"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["secrets", "client_errors"],
+        }
     },
     "root": {"handlers": ["console"], "level": env_str("PIPETOWER_LOG_LEVEL", "INFO")},
     "loggers": {

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from pipetower.accounts import security_views as accounts_security_views
 from pipetower.actions.urls import run_urls
 from pipetower.api.api import api
 from pipetower.core import views as core_views
@@ -9,6 +10,10 @@ from pipetower.core import views as core_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("status", core_views.status_page, name="status"),
+    path("favicon.ico", core_views.favicon),
+    # Sessions are listed on the security page ("Where you are signed in"), not a page of their own.
+    path("accounts/sessions/", accounts_security_views.sessions_moved),
     path("accounts/", include("allauth.urls")),
     path("account/", include("pipetower.accounts.urls")),
     path("teams/", include("pipetower.teams.urls")),

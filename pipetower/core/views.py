@@ -33,7 +33,13 @@ def worker_status() -> dict[str, Any]:
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database and worker health for load balancers and people."""
+    """Database and worker health for load balancers and monitors (JSON)."""
+    body, _rows = _parts()
+    return JsonResponse(body, status=503 if body["status"] == "error" else 200)
+
+
+def _parts() -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The health body (as /healthz answers it) and the same facts as rows for people."""
     body: dict[str, Any] = {"status": "ok"}
     try:
         with connection.cursor() as cursor:
@@ -47,7 +53,57 @@ def healthz(request: HttpRequest) -> JsonResponse:
         body["status"] = "error"
     elif body["worker"]["status"] != "ok":
         body["status"] = "degraded"
-    return JsonResponse(body, status=503 if body["status"] == "error" else 200)
+    worker = body["worker"]
+    broker = "Redis" if settings.CELERY_BROKER_URL.startswith("redis") else "built-in (no service)"
+    database = body["database"]
+    db_name = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(
+        str(database.get("vendor", "")), str(database.get("vendor", ""))
+    )
+    if worker["status"] == "ok":
+        seen = f"last heartbeat {worker['seconds_ago']:.0f} s ago"
+    elif worker["status"] == "stale":
+        seen = f"no heartbeat for {worker['seconds_ago']:.0f} s"
+    else:
+        seen = str(worker.get("detail", "no heartbeat yet"))
+    rows = [
+        {"part": "Web", "status": "ok", "detail": "answering (you are reading this page)"},
+        {
+            "part": "Database",
+            "status": database["status"],
+            "detail": db_name if database["status"] == "ok" else str(database.get("detail")),
+        },
+        {"part": "Worker", "status": worker["status"], "detail": seen},
+        {
+            "part": "Scheduler",
+            "status": worker["status"],
+            "detail": "sends the heartbeat every 15 s; " + seen,
+        },
+        {
+            "part": "Broker",
+            "status": worker["status"],
+            "detail": f"{broker}; carried the heartbeat",
+        },
+    ]
+    return body, rows
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that do not name an icon (JSON, the API docs)."""
+    from django.templatetags.static import static
+
+    return redirect(static("pipetower/favicon.svg"), permanent=True)
+
+
+@never_cache
+def status_page(request: HttpRequest) -> HttpResponse:
+    """The same checks as /healthz, in words, for people (linked from every footer)."""
+    body, rows = _parts()
+    return render(
+        request,
+        "core/status.html",
+        {"overall": body["status"], "rows": rows, "checked_at": timezone.now()},
+        status=503 if body["status"] == "error" else 200,
+    )
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -40,6 +40,36 @@ def fingerprint_of(key: asyncssh.SSHKey) -> str:
     return str(key.get_fingerprint("sha256"))
 
 
+# Host key types in the order Pipetower asks hosts for them: Ed25519 first, because it
+# is what admins are told to compare with (`ssh_host_ed25519_key.pub`), then ECDSA, then RSA.
+PREFERRED_HOST_KEY_ALGS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+)
+_KEY_TYPES = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA"}
+
+
+def key_type_of_line(line: str) -> str:
+    """'ED25519', 'ECDSA' or 'RSA' for an OpenSSH key line (as `ssh-keygen -l` names it)."""
+    kind = line.split()[0] if line.split() else ""
+    if kind.startswith("ecdsa-"):
+        return "ECDSA"
+    return _KEY_TYPES.get(kind, kind.upper() or "unknown")
+
+
+def host_key_file_of_line(line: str) -> str:
+    """The file on the server that holds this type of host key."""
+    name = {"ED25519": "ed25519", "ECDSA": "ecdsa", "RSA": "rsa", "DSA": "dsa"}.get(
+        key_type_of_line(line), "ed25519"
+    )
+    return f"/etc/ssh/ssh_host_{name}_key.pub"
+
+
 def fingerprint_of_line(line: str) -> str:
     """SHA256 fingerprint of an OpenSSH public key line; "(unreadable key)" if it does not parse."""
     try:

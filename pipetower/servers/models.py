@@ -171,6 +171,27 @@ class Server(TimeStampedModel):
         return [fingerprint_of_line(line) for line in self.pinned_host_keys]
 
     @property
+    def host_key_labels(self) -> list[str]:
+        """Each pinned key as `ssh-keygen -l` shows it: 'ED25519 SHA256:…'."""
+        from pipetower.servers.keys import fingerprint_of_line, key_type_of_line
+
+        return [f"{key_type_of_line(x)} {fingerprint_of_line(x)}" for x in self.pinned_host_keys]
+
+    @property
+    def offered_host_key_label(self) -> str:
+        from pipetower.servers.keys import fingerprint_of_line, key_type_of_line
+
+        line = self.offered_host_key
+        return f"{key_type_of_line(line)} {fingerprint_of_line(line)}" if line else ""
+
+    @property
+    def offered_host_key_file(self) -> str:
+        """Where on the server the admin finds the key to compare with."""
+        from pipetower.servers.keys import host_key_file_of_line
+
+        return host_key_file_of_line(self.offered_host_key or "ssh-ed25519")
+
+    @property
     def offered_host_key_fingerprint(self) -> str:
         from pipetower.servers.keys import fingerprint_of_line
 

@@ -789,9 +789,10 @@ def _fetch_for_confirmation(server: Server, *, connect_timeout: float) -> CheckO
         ok=False,
         error_kind="host_key_unknown",
         message=(
-            f"The host presented the key {fingerprint}. Compare it with the fingerprint the "
-            "server itself shows (run ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) "
-            "and confirm to pin it; Pipetower logs in only after that."
+            f"The host presented the {keylib.key_type_of_line(line)} key {fingerprint}. Compare "
+            "it with the fingerprint the server itself shows (run ssh-keygen -lf "
+            f"{keylib.host_key_file_of_line(line)} on it) and confirm to pin it; Pipetower "
+            "logs in only after that."
         ),
         offered_fingerprint=fingerprint,
     )

@@ -45,7 +45,12 @@ from pipetower.servers.errors import (
     HostKeyUnknown,
     SshError,
 )
-from pipetower.servers.keys import fingerprint_of, fingerprint_of_line, public_line_of
+from pipetower.servers.keys import (
+    PREFERRED_HOST_KEY_ALGS,
+    fingerprint_of,
+    fingerprint_of_line,
+    public_line_of,
+)
 
 if TYPE_CHECKING:
     from pipetower.servers.models import Server
@@ -190,6 +195,13 @@ def _pins(spec: ConnectionSpec) -> list[asyncssh.SSHKey]:
     return keys
 
 
+def _preferred_host_key_algs() -> list[str]:
+    """Every plain host key type this asyncssh supports, Ed25519 first (keys.py)."""
+    supported = [alg.decode() for alg in get_default_public_key_algs()]
+    first = [alg for alg in PREFERRED_HOST_KEY_ALGS if alg in supported]
+    return first + [alg for alg in supported if alg not in first and "cert" not in alg]
+
+
 def _host_key_algs(pins: list[asyncssh.SSHKey]) -> list[str] | tuple[()]:
     """The pinned key types first, then every other plain key type.
 
@@ -198,7 +210,7 @@ def _host_key_algs(pins: list[asyncssh.SSHKey]) -> list[str] | tuple[()]:
     (rather than the handshake failing with no common algorithm).
     """
     if not pins:
-        return ()
+        return _preferred_host_key_algs()
     algs: list[bytes] = []
     for key in pins:
         algs.extend(alg for alg in key.sig_algorithms if alg not in algs)
@@ -429,6 +441,7 @@ async def fetch_host_key(host: str, port: int, *, connect_timeout: float = 10.0)
                     address,
                     port,
                     config=None,
+                    server_host_key_algs=_preferred_host_key_algs(),
                     options=asyncssh.SSHClientConnectionOptions(
                         config=None, connect_timeout=connect_timeout
                     ),

@@ -192,8 +192,8 @@ def server_check(request: HttpRequest, server_id: int) -> HttpResponse:
     outcome = services.server_check(server=server, actor=request.user, request=request)
     if outcome.ok:
         messages.success(request, outcome.message)
-    elif outcome.error_kind == "host_key_unknown" and outcome.offered_fingerprint:
-        messages.warning(request, outcome.message)
+    elif outcome.error_kind in {"host_key_unknown", "host_key_changed"}:
+        pass  # the page's host-key section says it, once, with the fingerprint to compare
     else:
         messages.error(request, f"{outcome.title}: {outcome.message}")
     if outcome.first_use_key:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
+from anyascii import anyascii
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
@@ -90,10 +92,24 @@ def _lock_team(team: Team) -> None:
     list(Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True))
 
 
-def _slug_candidates(name: str) -> list[str]:
-    base = slugify(name)[:50].strip("-") or "team"
+def _slug_base(name: str) -> str:
+    """A readable address from any script: 'Ünïcødé 🚀 团队' → 'unicode-tuandui'.
+
+    Letters are transliterated (anyascii); emoji and other symbols are dropped.
+    A name with nothing readable left ('!!!', '🚀') gets 'team-' and a short
+    random id, so such teams never queue up behind one another as team-2, team-3.
+    """
+    letters = "".join(c for c in name if not unicodedata.category(c).startswith("S"))
+    base = slugify(anyascii(letters))[:50].strip("-")
+    if not base:
+        return f"team-{secrets.token_hex(3)}"
     if base in RESERVED_SLUGS:
         base = f"{base}-team"
+    return base
+
+
+def _slug_candidates(name: str) -> list[str]:
+    base = _slug_base(name)
     return [base] + [f"{base}-{n}" for n in range(2, 50)]
 
 

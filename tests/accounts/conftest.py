@@ -35,7 +35,9 @@ def media(settings: Any, tmp_path: Path) -> Path:
 
 def link_in(message: mail.EmailMessage) -> str:
     """The path of the (single) Pipetower link in an email body."""
-    links = re.findall(r"https?://testserver(/\S+)", str(message.body))
+    from django.conf import settings
+
+    links = re.findall(re.escape(settings.BASE_URL) + r"(/\S+)", str(message.body))
     assert len(links) == 1, message.body
     return links[0]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from tests.accounts.conftest import STRONG_PASSWORD, link_in
 
 
@@ -21,7 +23,7 @@ def test_the_signup_confirmation_email_speaks_of_pipetower(client, db, mailoutbo
     assert message.body.startswith("Hello from Pipetower,")
     assert "Pipetower account of Grace Hopper" in message.body
     assert link_in(message).startswith("/accounts/confirm-email/")
-    assert message.body.rstrip().endswith("Pipetower at testserver")
+    assert message.body.rstrip().endswith(f"Pipetower at {settings.BASE_URL}")
     assert message.from_email == "Pipetower <pipetower@localhost>"
 
 

@@ -188,3 +188,40 @@ def test_signup_form_errors_are_shown_next_to_their_field(client, db):
     assert 'aria-invalid="true"' in tag
     assert "id_email_error" in tag
     assert "autofocus" in tag  # focus goes to the field that needs attention
+
+
+def test_check_your_email_sends_the_link_again(client, db, mailoutbox, committed):
+    from django.core.cache import cache
+
+    with committed():
+        client.post("/accounts/signup/", signup_data())
+    assert len(mailoutbox) == 1
+    page = client.get("/accounts/confirm-email/").content.decode()
+    assert "Send the link again" in page
+    assert 'value="grace@example.com"' in page  # the address just used, ready to resend
+
+    # Within the rate limit's three minutes nothing more is sent, and the page says so.
+    with committed():
+        answer = client.post("/account/confirm-email/resend/", {"email": "grace@example.com"})
+    assert answer.status_code == 302 and answer["Location"] == "/accounts/confirm-email/"
+    assert len(mailoutbox) == 1
+    assert "You can ask again in three minutes" in client.get(answer["Location"]).content.decode()
+
+    cache.clear()  # three minutes later
+    with committed():
+        client.post("/account/confirm-email/resend/", {"email": "grace@example.com"})
+    assert len(mailoutbox) == 2
+    assert link_in(mailoutbox[1]).startswith("/accounts/confirm-email/")
+
+
+def test_resending_to_an_unknown_or_confirmed_address_sends_nothing_and_says_the_same(
+    client, db, mailoutbox, committed
+):
+    UserFactory(email="known@example.com")  # verified
+    answers = []
+    with committed():
+        for email in ("nobody@example.com", "known@example.com"):
+            answer = client.post("/account/confirm-email/resend/", {"email": email}, follow=True)
+            answers.append(answer.content.decode().count("a new link is on its way"))
+    assert mailoutbox == []
+    assert answers == [1, 1]

@@ -40,7 +40,10 @@ def test_creating_a_token_shows_it_exactly_once(client, user):
         REMOTE_ADDR="203.0.113.5",
     )
 
-    assert response.status_code == 200
+    # The POST redirects (post/redirect/get); the page it leads to shows the token.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("tokens:list")
+    response = client.get(response["Location"])
     assert "no-store" in response["Cache-Control"]
     plaintext = response.context["plaintext"]
     html = response.content.decode()
@@ -53,9 +56,11 @@ def test_creating_a_token_shows_it_exactly_once(client, user):
     event = AuditEvent.objects.get(verb="api_token.created")
     assert event.ip == "203.0.113.5"
 
+    # A reload shows the list without the token and creates nothing.
     again = client.get(reverse("tokens:list")).content.decode()
     assert plaintext not in again
     assert "laptop CLI" in again
+    assert ApiToken.objects.filter(user=user).count() == 1
 
 
 def test_a_token_without_expiry_says_never(client, user):

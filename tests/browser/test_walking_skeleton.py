@@ -44,7 +44,7 @@ def test_a_new_user_creates_a_team_and_an_invited_person_joins_it(
 
     page.goto(email_link("ada@example.com", "/accounts/confirm-email/"))
     page.get_by_role("button", name=re.compile("Confirm", re.I)).click()
-    expect(page.get_by_text("You have confirmed ada@example.com")).to_be_visible()
+    expect(page.get_by_text("ada@example.com is confirmed.")).to_be_visible()
     account = page.get_by_role("navigation", name="Account")
     expect(account.get_by_role("link", name="Ada Lovelace")).to_be_visible()
 

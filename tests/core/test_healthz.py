@@ -80,3 +80,32 @@ def test_healthz_is_exempt_from_the_https_redirect(settings, client: Client) -> 
 
     assert client.get("/").status_code == 301  # every other page moves to HTTPS
     assert client.get("/healthz").status_code == 200  # load balancers probe over plain HTTP
+
+
+def test_the_status_page_says_in_words_how_each_part_is(client: Client) -> None:
+    beat("worker-1", 5)
+
+    response = client.get("/status")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    for part in ("Web", "Database", "Worker", "Scheduler", "Broker"):
+        assert f'<th scope="row">{part}</th>' in html
+    assert "All working" in html and "last heartbeat 5 s ago" in html
+    assert 'href="/status"' in html  # the footer links here
+    assert client.get("/healthz")["Content-Type"] == "application/json"
+
+
+def test_the_status_page_shows_a_silent_worker(client: Client) -> None:
+    beat("worker-1", 3600)
+
+    html = client.get("/status").content.decode()
+
+    assert "Runs may wait" in html and "Silent" in html and "no heartbeat for 3600 s" in html
+
+
+def test_favicon_ico_leads_to_the_icon(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and "favicon" in response["Location"]
+    assert response["Location"].endswith(".svg")

@@ -83,6 +83,19 @@ def test_the_page_lists_the_teams_that_block_deletion(owner_client: Client, make
     page = owner_client.get(reverse("privacy:deletion"))
     assert b"cannot be deleted yet" in page.content
     assert b"Analytical Engines" in page.content
+    # No active red button while deletion is blocked: the form is there, disabled.
+    html = page.content.decode()
+    assert "button danger" not in html
+    assert '<fieldset class="plain" disabled' in html
+    assert '<button type="submit" class="button" disabled>Delete my account</button>' in html
+
+
+def test_without_blockers_the_delete_button_is_active(owner_client: Client) -> None:
+    _reauthenticated(owner_client)
+    html = owner_client.get(reverse("privacy:deletion")).content.decode()
+    assert "cannot be deleted yet" not in html
+    assert '<fieldset class="plain">' in html
+    assert 'class="button danger">Delete my account</button>' in html
 
 
 def test_a_run_in_progress_refuses_the_deletion(user: User, team: Team) -> None:

@@ -382,3 +382,42 @@ def test_an_ipv6_host_is_reached_and_pinned_like_any_other(sshd_fleet, client_ke
 
     assert spec.address == f"pipetower-test@[::1]:{host.port}"
     assert run(run_command(spec)) == "pipetower-test"
+
+
+def test_the_fetched_host_key_is_the_ed25519_one_when_the_host_has_several():
+    """A real SSH server on loopback (asyncssh's) holding an RSA and an Ed25519 host key:
+    asyncssh on its own picks RSA; Pipetower asks for Ed25519 first, the key admins
+    are told to compare with."""
+    import asyncio
+
+    import asyncssh
+
+    from pipetower.servers.ssh import fetch_host_key
+
+    async def fetch() -> tuple[str, str]:
+        rsa = asyncssh.generate_private_key("ssh-rsa")
+        ed25519 = asyncssh.generate_private_key("ssh-ed25519")
+        server = await asyncssh.create_server(
+            asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[rsa, ed25519]
+        )
+        try:
+            port = server.sockets[0].getsockname()[1]
+            plain = await asyncssh.get_server_host_key("127.0.0.1", port, config=None)
+            assert plain is not None
+            return plain.get_algorithm(), await fetch_host_key("127.0.0.1", port)
+        finally:
+            server.close()
+
+    default_choice, line = asyncio.run(fetch())
+
+    assert default_choice == "ssh-rsa"  # what the page offered before
+    assert line.split()[0] == "ssh-ed25519"
+
+
+def test_key_types_are_named_as_ssh_keygen_names_them():
+    from pipetower.servers.keys import host_key_file_of_line, key_type_of_line
+
+    assert key_type_of_line("ssh-ed25519 AAAA") == "ED25519"
+    assert key_type_of_line("ecdsa-sha2-nistp256 AAAA") == "ECDSA"
+    assert key_type_of_line("ssh-rsa AAAA") == "RSA"
+    assert host_key_file_of_line("ecdsa-sha2-nistp256 AAAA") == "/etc/ssh/ssh_host_ecdsa_key.pub"

@@ -467,3 +467,48 @@ def test_an_admin_turns_on_trust_on_first_use(team, admin):
 
     assert team.server_settings.trust_on_first_use is True
     assert AuditEvent.objects.get(verb="server.settings_changed").actor == admin
+
+
+def test_an_unknown_host_key_is_said_once_with_one_badge_and_just_now(
+    owner_client, sshd, team_key, make_server
+):
+    sshd.authorize(team_key.public_key)
+    server = make_server(host=sshd.host, port=sshd.port, username=sshd.user)
+
+    page = text(owner_client.post(f"{BASE}{server.pk}/check/", follow=True))
+
+    # One place says the key is not pinned: the host-key section, with one amber badge.
+    assert page.count("Not pinned") == 1
+    assert "Host key not pinned" not in page and "badge-error" not in page
+    assert page.count("Compare it with") == 1
+    assert "Last tested just now" in page and "0\xa0minutes" not in page
+    # The key's type with its fingerprint, and the command that prints the same line.
+    assert f"<code>ED25519 {sshd.fingerprint}</code>" in page
+    assert "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub" in page
+
+
+def test_the_action_page_names_parameter_types_as_the_form_does(owner_client, team, user):
+    from pipetower.actions import services as action_services
+
+    action = action_services.action_create(
+        team=team,
+        actor=user,
+        name="greet",
+        script="echo $PT_PARAM_WHO",
+        parameters=[{"name": "who", "label": "Who", "kind": "string", "required": True}],
+    )
+
+    page = text(owner_client.get(f"/teams/{team.slug}/actions/{action.pk}/"))
+
+    assert "<td>Text</td>" in page and "<td>string</td>" not in page
+
+
+def test_every_status_badge_colour_is_in_the_stylesheet_every_page_loads(owner_client):
+    from django.contrib.staticfiles import finders
+
+    from pipetower.actions.models import TargetStatus
+
+    assert "pipetower/pipetower.css" in text(owner_client.get(BASE))
+    css = open(finders.find("pipetower/pipetower.css")).read()  # noqa: SIM115
+    for status in TargetStatus.values:
+        assert f".badge-run-{status}" in css, status

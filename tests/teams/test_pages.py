@@ -97,11 +97,23 @@ def test_the_overview_names_the_team_in_the_switcher(owner_client, team):
 
     html = page(owner_client.get(reverse("teams:detail", args=[team.slug])))
 
-    assert "<summary>Analytical Engines</summary>" in html
+    assert "<summary><bdi>Analytical Engines</bdi></summary>" in html
     assert f'href="{reverse("teams:detail", args=[team.slug])}" aria-current="true"' in html
     assert "Other Team" not in html
     assert f'href="{reverse("teams:members", args=[team.slug])}"' in html
     assert f'href="{reverse("audit:activity", args=[team.slug])}"' in html
+
+
+def test_same_named_teams_are_told_apart_in_the_switcher(owner_client, user, team):
+    from pipetower.teams import services
+
+    twin = services.team_create(user=user, name=team.name)
+
+    html = page(owner_client.get(reverse("teams:list")))
+
+    assert twin.slug != team.slug
+    assert f'<span class="switcher-slug">/{team.slug}</span>' in html
+    assert f'<span class="switcher-slug">/{twin.slug}</span>' in html
 
 
 def test_the_team_list_page_has_no_current_team(owner_client):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipetower.audit.models import AuditEvent
@@ -37,9 +39,26 @@ def test_team_slugs_stay_unique_when_names_repeat(user):
     assert [first.slug, second.slug, third.slug] == ["ops", "ops-2", "ops-3"]
 
 
-def test_a_name_without_latin_letters_still_gets_an_address(user):
-    assert services.team_create(user=user, name="!!!").slug == "team"
-    assert services.team_create(user=user, name="運用チーム").slug == "team-2"
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Ünïcødé 🚀 团队", "unicode-tuandui"),
+        ("運用チーム", "yunyongchimu"),
+        ("Straße Ærø Łódź", "strasse-aero-lodz"),
+        ("مرحبا", "mrhb"),
+    ],
+)
+def test_names_in_any_script_get_a_readable_address(user, name, slug):
+    assert services.team_create(user=user, name=name).slug == slug
+
+
+def test_a_name_with_nothing_readable_gets_a_short_id(user):
+    first = services.team_create(user=user, name="!!!")
+    second = services.team_create(user=user, name="🚀")
+
+    for team in (first, second):
+        assert re.fullmatch(r"team-[0-9a-f]{6}", team.slug), team.slug
+    assert first.slug != second.slug
 
 
 def test_fixed_paths_under_teams_are_never_used_as_slugs(user):
