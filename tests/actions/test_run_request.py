@@ -311,7 +311,7 @@ def test_the_action_form_saves_bounds_and_shows_them_again(owner_client, team):
     action = team.actions.get()
     assert (action.parameters[0]["min"], action.parameters[0]["max"]) == (1, 10)
     detail = owner_client.get(saved["Location"]).content.decode()
-    assert "integer · at least 1 · at most 10" in detail
+    assert "Integer · at least 1 · at most 10" in detail
     edit = owner_client.get(url("actions:edit", team, action.pk)).content.decode()
     assert 'name="params-0-min" value="1"' in edit and 'name="params-0-max" value="10"' in edit
 
