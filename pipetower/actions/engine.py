@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncssh
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import DatabaseError, connection
 
 from pipetower.actions import conf, params, services
 from pipetower.actions.models import OutputChunk, ParamKind, Run, RunTarget, TargetStatus
@@ -286,15 +287,39 @@ class Shard:
             )
             for target_id, server_id, name, env in plan.targets
         ]
-        per_shard = -(-plan.concurrency // max(1, plan.shard_count))
-        self.semaphore = asyncio.Semaphore(max(1, per_shard))
+        self.by_id = {t.id: t for t in self.targets}
+        # Queued targets this shard holds but has not claimed yet: its heartbeat
+        # covers them so the reaper can tell them from targets of a dead worker.
+        self.pending: list[int] = [t.id for t in self.targets]
         self.active: dict[int, _Target] = {}
         self.lock = asyncio.Lock()
         self.flush_now = asyncio.Event()
         self.cancelled = False
         self.done = False
 
-    # --- database calls (serialised through sync_to_async) ---
+    # --- database calls (serialised through sync_to_async, retried on errors) ---
+
+    async def _db(self, function: Any, what: str, **kwargs: Any) -> Any:
+        """Call a service on the database thread; a database error (a restarted
+        PostgreSQL, a locked SQLite file) is retried with backoff for up to
+        `conf.db_retry_seconds()`, so a blip loses no output and skips no state."""
+        delay = 0.1
+        deadline = time.monotonic() + conf.db_retry_seconds()
+        while True:
+            try:
+                return await sync_to_async(_db_call)(function, kwargs)
+            except DatabaseError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.warning(
+                    "Run %s: database error while %s (retrying in %.1f s): %s",
+                    self.run_id,
+                    what,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _store(self) -> None:
         async with self.lock:
@@ -304,7 +329,12 @@ class Shard:
                 if t.buffer.dirty
             }
             if batch:
-                await sync_to_async(_store_batch)(batch)
+                await self._db(
+                    services.output_chunks_store_many,
+                    "storing output",
+                    run_id=self.run_id,
+                    batch=batch,
+                )
 
     async def _finish(
         self, target: _Target, status: str, *, exit_code: int | None = None, error: str = ""
@@ -316,7 +346,7 @@ class Shard:
             target.buffer.close()
             if error:
                 target.buffer.note(f"[Pipetower: {error}]\n")
-            await sync_to_async(services.run_target_finish)(
+            ending = services.TargetEnding(
                 target_id=target.id,
                 status=status,
                 exit_code=exit_code,
@@ -325,11 +355,19 @@ class Shard:
                 output_bytes=target.buffer.total_bytes,
                 truncated=target.buffer.truncated,
             )
+            await self._db(
+                services.run_targets_finish,
+                "ending a target",
+                run_id=self.run_id,
+                endings=[ending],
+            )
             self.active.pop(target.id, None)
 
     # --- background loops ---
 
     async def _flusher(self) -> None:
+        """Stores output every interval, polls for cancel, beats the heart. A failing
+        step is logged and tried again next round: none of them stops the others."""
         interval = conf.flush_interval()
         heartbeat_every = conf.heartbeat_seconds()
         last_beat = last_cancel_check = time.monotonic()
@@ -337,17 +375,33 @@ class Shard:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush_now.wait(), timeout=interval)
             self.flush_now.clear()
-            await self._store()
             now = time.monotonic()
+            try:
+                await self._store()
+            except Exception:
+                logger.exception(
+                    "Run %s: storing output failed; kept for the next try", self.run_id
+                )
             if now - last_cancel_check >= CANCEL_POLL_SECONDS and not self.cancelled:
                 last_cancel_check = now
-                if await sync_to_async(services.run_cancel_requested)(run_id=self.run_id):
-                    self.cancelled = True
-                    for target in list(self.active.values()):
-                        self._stop(target, "cancelled")
-            if now - last_beat >= heartbeat_every and self.active:
-                last_beat = now
-                await sync_to_async(services.run_targets_heartbeat)(target_ids=list(self.active))
+                try:
+                    if await sync_to_async(_db_call)(
+                        services.run_cancel_requested, {"run_id": self.run_id}
+                    ):
+                        self.cancelled = True
+                        for target in list(self.active.values()):
+                            self._stop(target, "cancelled")
+                except DatabaseError:
+                    logger.warning("Run %s: cancel poll failed; trying again", self.run_id)
+            if now - last_beat >= heartbeat_every and (self.active or self.pending):
+                try:
+                    await sync_to_async(_db_call)(
+                        services.run_targets_heartbeat,
+                        {"run_id": self.run_id, "target_ids": [*self.active, *self.pending]},
+                    )
+                    last_beat = now
+                except DatabaseError:
+                    logger.warning("Run %s: heartbeat failed; trying again", self.run_id)
 
     def _stop(self, target: _Target, reason: str) -> None:
         if target.stop_reason:
@@ -370,21 +424,54 @@ class Shard:
             if target.buffer.lines >= flush_lines:
                 self.flush_now.set()
 
-    async def _target(self, target: _Target) -> None:
-        async with self.semaphore:
-            if self.cancelled:
-                return  # run_cancel ends the queued targets itself
-            claimed, spec, spec_error = await sync_to_async(_claim)(target.id, self.worker)
-            if not claimed:
-                return
-            self.active[target.id] = target
-            try:
-                await self._drive(target, spec, spec_error)
-            except Exception as exc:  # the target must end, whatever went wrong
-                logger.exception("Run %s target %s failed in the engine", self.run_id, target.id)
-                await self._finish(
-                    target, TargetStatus.FAILED, error=f"Pipetower failed to run this: {exc}"
+    async def _target(self, target: _Target, spec: Any, spec_error: SshError | None) -> None:
+        self.active[target.id] = target
+        try:
+            await self._drive(target, spec, spec_error)
+        except Exception as exc:  # the target must end, whatever went wrong
+            logger.exception("Run %s target %s failed in the engine", self.run_id, target.id)
+            await self._finish(
+                target, TargetStatus.FAILED, error=f"Pipetower failed to run this: {exc}"
+            )
+
+    async def _dispatch(self) -> None:
+        """Claim targets as the run-wide concurrency limit allows and drive them.
+
+        A claim is one statement under the Run lock that counts the run's active
+        targets across all shards and workers, so `concurrency` holds for the run.
+        When the limit is reached elsewhere, the shard asks again every
+        `claim_poll_seconds` or as soon as one of its own targets ends.
+        """
+        tasks: set[asyncio.Task[None]] = set()
+        poll = conf.claim_poll_seconds()
+        while self.pending and not self.cancelled:
+            room = max(0, self.run.concurrency - len(tasks))
+            claimed: list[tuple[int, Any, SshError | None]] = []
+            if room:
+                claimed, self.pending = await self._db(
+                    _claim,
+                    "claiming targets",
+                    run_id=self.run_id,
+                    target_ids=self.pending,
+                    worker=self.worker,
+                    want=room,
                 )
+                for target_id, spec, spec_error in claimed:
+                    task = asyncio.create_task(
+                        self._target(self.by_id[target_id], spec, spec_error)
+                    )
+                    tasks.add(task)
+            if not self.pending:
+                break
+            if tasks:
+                done, _ = await asyncio.wait(
+                    tasks, timeout=None if not room else poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                tasks -= done
+            else:
+                await asyncio.sleep(poll)
+        if tasks:
+            await asyncio.gather(*tasks)
 
     async def _drive(self, target: _Target, spec: Any, spec_error: SshError | None) -> None:
         if spec_error is not None:
@@ -393,22 +480,47 @@ class Shard:
         first_use: list[str] = []
         try:
             conn = await ssh_connect(
-                spec, connect_timeout=conf.connect_timeout(), on_first_use=first_use.append
+                spec,
+                connect_timeout=conf.connect_timeout(),
+                on_first_use=first_use.append,
+                keepalive_interval=conf.keepalive_seconds(),
             )
         except SshError as exc:
             await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
             return
-        if first_use:
-            await sync_to_async(_pin_first_use)(target.server_id, first_use[0])
         async with conn:
-            if self.cancelled:
+            if first_use:
+                # Another connection may have pinned a key meanwhile: compare with
+                # that pin before running anything.
+                refusal = await self._db(
+                    _pin_first_use,
+                    "pinning a host key",
+                    server_id=target.server_id,
+                    key_line=first_use[0],
+                )
+                if refusal is not None:
+                    await self._finish(target, TargetStatus.HOST_KEY_MISMATCH, error=refusal)
+                    return
+            if self.cancelled or target.stop_reason:
                 await self._finish(target, TargetStatus.CANCELLED, error="Cancelled.")
                 return
             process = await conn.create_process(
                 remote_command(self.run.run_as), encoding=None, term_type=None
             )
             target.process = process
-            await sync_to_async(services.run_target_running)(target_id=target.id)
+            if self.cancelled or target.stop_reason:
+                # Cancelled while the session opened: the script never arrives.
+                process.close()
+                await self._finish(
+                    target, TargetStatus.CANCELLED, error="Cancelled before the script started."
+                )
+                return
+            await self._db(
+                services.run_targets_running,
+                "marking a target running",
+                run_id=self.run_id,
+                target_ids=[target.id],
+            )
             # The remote command may end before reading its program (sudo refusing,
             # for one); its output and exit status below then say why.
             with contextlib.suppress(BrokenPipeError, ConnectionError):
@@ -419,10 +531,13 @@ class Shard:
                         grace_seconds=conf.cancel_grace_seconds(),
                     ).encode()
                 )
+                if self.cancelled or target.stop_reason:
+                    process.stdin.write(b"stop\n")
             readers: asyncio.Future[Any] = asyncio.ensure_future(
                 asyncio.gather(
                     self._read(target, STDOUT, process.stdout),
                     self._read(target, STDERR, process.stderr),
+                    return_exceptions=True,
                 )
             )
             stopping: asyncio.Future[Any] = asyncio.ensure_future(target.stopping.wait())
@@ -446,6 +561,7 @@ class Shard:
                 process.close()
             exit_code = process.exit_status
             signal = process.exit_signal[0] if process.exit_signal else None
+            lost = _lost_reason(conn, readers)
         if target.stop_reason == "timed_out":
             await self._finish(
                 target,
@@ -462,6 +578,13 @@ class Shard:
             )
         elif exit_code == 0:
             await self._finish(target, TargetStatus.SUCCEEDED, exit_code=0)
+        elif exit_code is None and lost:
+            await self._finish(
+                target,
+                TargetStatus.UNREACHABLE,
+                error=f"The connection to {target.name} was lost while the script ran ({lost}). "
+                "Output received until then is kept; whether the script finished is unknown.",
+            )
         elif exit_code is None:
             reason = f"killed by signal {signal}" if signal else "ended without an exit status"
             await self._finish(target, TargetStatus.FAILED, error=f"The script {reason}.")
@@ -477,7 +600,7 @@ class Shard:
     async def execute(self) -> None:
         flusher = asyncio.create_task(self._flusher())
         try:
-            await asyncio.gather(*(self._target(t) for t in self.targets))
+            await self._dispatch()
         finally:
             self.done = True
             self.flush_now.set()
@@ -485,43 +608,84 @@ class Shard:
             await self._store()
 
 
+def _lost_reason(conn: asyncssh.SSHClientConnection, readers: asyncio.Future[Any]) -> str:
+    """Why the connection dropped under a running script, or "" if it did not."""
+    if readers.done() and not readers.cancelled():
+        for result in readers.result():
+            if isinstance(result, (asyncssh.Error, OSError)):
+                return str(result) or type(result).__name__
+    transport = getattr(conn, "_transport", None)
+    if transport is None or transport.is_closing():
+        return "no answer to SSH keepalives or the link closed"
+    return ""
+
+
 # --- sync helpers run on the database thread --------------------------------------------
 
 
-def _claim(target_id: int, worker: str) -> tuple[bool, Any, SshError | None]:
-    if not services.run_target_claim(target_id=target_id, worker=worker):
-        return False, None, None
-    target = RunTarget.objects.select_related("server", "server__team").get(pk=target_id)
-    if target.server is None:
-        return True, None, SshError("unreachable", "The server was deleted after the run started.")
+def _db_call(function: Any, kwargs: dict[str, Any]) -> Any:
+    """Call a service; after a database error drop the broken connection (outside any
+    transaction) so the next try opens a fresh one."""
     try:
-        return True, connection_spec_for(target.server), None
-    except SshError as exc:
-        return True, None, exc
+        return function(**kwargs)
+    except DatabaseError:
+        if not connection.in_atomic_block:
+            connection.close()
+        raise
 
 
-def _pin_first_use(server_id: int | None, key_line: str) -> None:
-    if server_id is not None:
-        from pipetower.servers.services import server_host_key_trust_first_use
+def _claim(
+    *, run_id: int, target_ids: Sequence[int], worker: str, want: int
+) -> tuple[list[tuple[int, Any, SshError | None]], list[int]]:
+    """Claim up to `want` targets (run-wide limit) and read their connection specs."""
+    claimed, rest = services.run_targets_claim(
+        run_id=run_id, target_ids=target_ids, worker=worker, want=want
+    )
+    result: list[tuple[int, Any, SshError | None]] = []
+    targets = RunTarget.objects.filter(pk__in=claimed).select_related("server", "server__team")
+    for target in sorted(targets, key=lambda t: t.pk):
+        if target.server is None:
+            error = SshError("unreachable", "The server was deleted after the run started.")
+            result.append((target.pk, None, error))
+            continue
+        try:
+            result.append((target.pk, connection_spec_for(target.server), None))
+        except SshError as exc:
+            result.append((target.pk, None, exc))
+    return result, rest
 
-        server_host_key_trust_first_use(server_id=server_id, key_line=key_line)
+
+def _pin_first_use(*, server_id: int | None, key_line: str) -> str | None:
+    """Pin a key accepted on first use. If another connection pinned a key meanwhile,
+    compare with that pin: None when it matches, else the refusal to show."""
+    if server_id is None:
+        return None
+    from pipetower.servers.keys import fingerprint_of_line
+    from pipetower.servers.models import Server
+    from pipetower.servers.services import server_host_key_trust_first_use
+
+    server_host_key_trust_first_use(server_id=server_id, key_line=key_line)
+    server = Server.objects.filter(pk=server_id).first()
+    if server is None:
+        return None
+    pins = server.pinned_host_keys
+    presented = key_line.split()[:2]
+    if any(line.split()[:2] == presented for line in pins):
+        return None
+    return (
+        f"The host key of {server.name} changed while connecting: it presented "
+        f"{fingerprint_of_line(key_line)}, but another connection pinned "
+        + ", ".join(fingerprint_of_line(line) for line in pins)
+        + " meanwhile. Nothing was run. Check the server and pin the right key."
+    )
 
 
-def _store_batch(batch: dict[int, tuple[list[tuple[str, str]], int, bool]]) -> None:
-    from django.db import transaction
-
-    with transaction.atomic():
-        for target_id, (chunks, total, truncated) in batch.items():
-            services.output_chunks_store(
-                target_id=target_id, chunks=chunks, output_bytes=total, truncated=truncated
-            )
-
-
-def _load(run_id: int, target_ids: Sequence[int]) -> Plan | None:
+def _load(run_id: int, target_ids: Sequence[int], worker: str) -> Plan | None:
     run = Run.objects.select_related("team").filter(pk=run_id).first()
     if run is None:
         return None
-    targets = RunTarget.objects.filter(run=run, pk__in=target_ids, status=TargetStatus.QUEUED)
+    held = services.run_targets_hold(run_id=run_id, target_ids=target_ids, worker=worker)
+    targets = RunTarget.objects.filter(run=run, pk__in=held)
     return Plan(
         run_id=run.pk,
         script=run.script,
@@ -537,7 +701,7 @@ def _load(run_id: int, target_ids: Sequence[int]) -> Plan | None:
 
 
 async def _shard_main(run_id: int, target_ids: Sequence[int], worker: str) -> int:
-    plan = await sync_to_async(_load)(run_id, target_ids)
+    plan = await sync_to_async(_load)(run_id, target_ids, worker)
     if plan is None or not plan.targets:
         return 0
     await Shard(plan, worker).execute()

@@ -266,9 +266,19 @@ def _timeout_error(spec: ConnectionSpec, connect_timeout: float) -> SshError:
 
 
 async def _open(
-    spec: ConnectionSpec, gate: _Gate, pins: list[asyncssh.SSHKey], connect_timeout: float
+    spec: ConnectionSpec,
+    gate: _Gate,
+    pins: list[asyncssh.SSHKey],
+    connect_timeout: float,
+    keepalive_interval: float = 0,
+    keepalive_count_max: int = 3,
 ) -> asyncssh.SSHClientConnection:
     options = _base_options(connect_timeout=connect_timeout)
+    if keepalive_interval > 0:
+        # A host that stops answering (frozen, cable pulled) is noticed after
+        # about interval x count_max seconds instead of at the script's timeout.
+        options["keepalive_interval"] = keepalive_interval
+        options["keepalive_count_max"] = keepalive_count_max
     return await asyncssh.connect(
         spec.host,
         spec.port,
@@ -291,8 +301,13 @@ async def ssh_connect(
     *,
     connect_timeout: float = 10.0,
     on_first_use: Callable[[str], None] | None = None,
+    keepalive_interval: float = 0,
+    keepalive_count_max: int = 3,
 ) -> asyncssh.SSHClientConnection:
     """Open an authenticated connection whose host key matches the pin.
+
+    With `keepalive_interval` > 0 the connection sends SSH keepalives and closes
+    itself (ConnectionLost) when `keepalive_count_max` in a row go unanswered.
 
     `on_first_use(key_line)` is called (synchronously, on the event loop) when
     trust on first use accepted an unpinned key, once the key exchange has
@@ -312,7 +327,9 @@ async def ssh_connect(
         gate = _Gate(pinned=bool(pins), trust_on_first_use=spec.trust_on_first_use)
         try:
             async with semaphore:
-                conn = await _open(spec, gate, pins, connect_timeout)
+                conn = await _open(
+                    spec, gate, pins, connect_timeout, keepalive_interval, keepalive_count_max
+                )
         except _RETRYABLE as exc:
             if "timeout" in str(exc).lower():
                 raise _timeout_error(spec, connect_timeout) from None

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Worker:
-    def __init__(self, broker_url: str = "") -> None:
+    def __init__(self, broker_url: str = "", *, wait: bool = True) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.actions.worker_settings"}
         env["PIPETOWER_DATA_DIR"] = str(django_settings.DATA_DIR)
         if broker_url:
@@ -58,7 +58,11 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
         while "ready." not in self.output():
             assert self.process.poll() is None, self.output()
             assert time.monotonic() < deadline, self.output()
