@@ -631,13 +631,19 @@ def run_targets_hold(*, run_id: int, target_ids: Sequence[int], worker: str) -> 
 
     From then on the shard's heartbeat covers them, so the reaper can tell a queued
     target whose worker died (stale heartbeat) from one still waiting in the broker
-    (no heartbeat). Returns the ids still queued.
+    (no heartbeat). A target another live shard holds (fresh heartbeat) is left to
+    it: a task the broker delivered again while its first delivery still runs
+    takes nothing. Returns the ids this shard now holds.
     """
+    cutoff = timezone.now() - conf.worker_lost_after()
     with transaction.atomic():
         if _lock_run(run_id) is None:
             return []
         queued = RunTarget.objects.filter(
-            run_id=run_id, pk__in=list(target_ids), status=TargetStatus.QUEUED
+            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff) | Q(worker=worker[:255]),
+            run_id=run_id,
+            pk__in=list(target_ids),
+            status=TargetStatus.QUEUED,
         )
         queued.update(heartbeat_at=timezone.now(), worker=worker[:255])
         return list(queued.order_by("id").values_list("id", flat=True))

@@ -320,6 +320,17 @@ if not BROKER_URL:
         "control_folder": str(_queue / "control"),
         "polling_interval": 0.1,
     }
+else:
+    # Tasks are acknowledged when they end (acks_late), so Redis hands a task whose
+    # worker died to another worker after this many seconds. A shard longer than
+    # that is delivered again while it still runs; the copy finds its targets held
+    # by a live shard (fresh heartbeat) and ends at once, so this bound need not
+    # fit the longest shard: what a dead worker held is recovered by the reaper
+    # (docs/actions.md, "Worker loss"), and this covers a task taken but not yet
+    # started.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("PIPETOWER_BROKER_VISIBILITY_TIMEOUT", 90),
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -343,3 +343,30 @@ def test_role_needed_is_named_in_the_refusal(team, make_member, server, make_act
     viewer = make_member(Role.VIEWER)
     with pytest.raises(NotAllowed, match="Your role is Viewer"):
         services.action_update(action=make_action(), actor=viewer, name="x")
+
+
+def test_a_task_delivered_again_while_its_shard_lives_takes_nothing(user, server, make_action):
+    run = services.run_start(action=make_action(), actor=user, server_ids=[server.pk])
+    ids = list(run.targets.values_list("pk", flat=True))
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w1") == ids
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w2") == []
+    RunTarget.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w2") == ids
+
+
+def test_the_reaper_queues_again_the_queued_targets_of_a_dead_shard(
+    user, server, make_action, django_capture_on_commit_callbacks
+):
+    run = services.run_start(action=make_action(), actor=user, server_ids=[server.pk])
+    target = run.targets.get()
+    services.run_targets_hold(run_id=run.pk, target_ids=[target.pk], worker="w1")
+    assert services.run_targets_reap() == 0  # a live shard's queued target stays put
+    RunTarget.objects.filter(pk=target.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.run_targets_reap() == 1
+    assert len(callbacks) == 1  # a new shard task for it
+    target.refresh_from_db()
+    assert (target.status, target.heartbeat_at, target.worker) == (TargetStatus.QUEUED, None, "")
+    assert services.run_targets_reap() == 0  # waiting in the broker now: left alone
