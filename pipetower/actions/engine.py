@@ -73,25 +73,43 @@ def remote_command(run_as: str) -> str:
     return "sh -s"
 
 
+SCRIPT_ARG_MAX = 100 * 1024  # Linux refuses a single argument over 128 KiB
+
+
 def remote_program(
     *, script: str, env: dict[str, str], grace_seconds: float = 5.0, delimiter: str = ""
 ) -> str:
-    """The POSIX sh program that receives the script and runs it (see the module doc)."""
-    if not script.endswith("\n"):
-        script += "\n"
-    delimiter = delimiter or f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
-    while f"\n{delimiter}\n" in f"\n{script}":
-        delimiter = f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
-    start = '"$__pt_d/script"' if script.startswith("#!") else 'bash "$__pt_d/script"'
+    """The POSIX sh program that receives the script and runs it (see the module doc).
+
+    Processes on the server besides the script: the `sh` reading this program and
+    the watcher subshell (plus a `sleep` only while stopping). A script without a
+    shebang goes to `bash -c` as one argument, so nothing else is started; a
+    script with a shebang, or one too large for an argument, is written to a
+    private temporary file first.
+    """
     grace = f"{max(0.0, grace_seconds):g}"
     lines = ["{", "exec 3<&0"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    cleanup: list[str] = []
+    if not script.startswith("#!") and len(script.encode()) <= SCRIPT_ARG_MAX:
+        lines.append(f"__pt_s={shlex.quote(script)}")
+        start = 'bash -c "$__pt_s" pipetower'
+    else:
+        if not script.endswith("\n"):
+            script += "\n"
+        delimiter = delimiter or f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
+        while f"\n{delimiter}\n" in f"\n{script}":
+            delimiter = f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
+        start = '"$__pt_d/script"' if script.startswith("#!") else 'bash "$__pt_d/script"'
+        lines += [
+            '__pt_d=$(mktemp -d "${TMPDIR:-/tmp}/pipetower.XXXXXXXXXX") || '
+            '{ echo "pipetower: cannot create a temporary directory" >&2; exit 125; }',
+            f"cat > \"$__pt_d/script\" <<'{delimiter}'",
+            script + delimiter,
+            'chmod 700 "$__pt_d/script"',
+        ]
+        cleanup.append('rm -rf "$__pt_d"')
     lines += [
-        '__pt_d=$(mktemp -d "${TMPDIR:-/tmp}/pipetower.XXXXXXXXXX") || '
-        '{ echo "pipetower: cannot create a temporary directory" >&2; exit 125; }',
-        f"cat > \"$__pt_d/script\" <<'{delimiter}'",
-        script + delimiter,
-        'chmod 700 "$__pt_d/script"',
         "if command -v setsid >/dev/null 2>&1; then "
         f"setsid {start} </dev/null 3<&- & else {start} </dev/null 3<&- & fi",
         "__pt_pid=$!",
@@ -103,7 +121,7 @@ def remote_program(
         'wait "$__pt_pid"',
         "__pt_rc=$?",
         'kill "$__pt_watch" 2>/dev/null',
-        'rm -rf "$__pt_d"',
+        *cleanup,
         'exit "$__pt_rc"',
         "}",
     ]
@@ -294,6 +312,9 @@ class Shard:
         self.active: dict[int, _Target] = {}
         self.lock = asyncio.Lock()
         self.flush_now = asyncio.Event()
+        self.new_running: list[int] = []
+        self.endings: list[services.TargetEnding] = []
+        self.ended_unflushed = False
         self.cancelled = False
         self.done = False
 
@@ -321,24 +342,50 @@ class Shard:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _store(self) -> None:
+    async def _flush(self, *, heartbeat: bool = False, poll: bool = True) -> None:
+        """Write what the shard has to say since the last flush (output of all its
+        targets, targets now running, targets ended, heartbeats) in one transaction,
+        and learn whether the run was cancelled. On failure (after the retries)
+        everything is kept for the next flush."""
         async with self.lock:
-            batch = {
+            outputs = {
                 t.id: (t.buffer.take(), t.buffer.total_bytes, t.buffer.truncated)
                 for t in self.active.values()
                 if t.buffer.dirty
             }
-            if batch:
-                await self._db(
-                    services.output_chunks_store_many,
-                    "storing output",
+            running, self.new_running = self.new_running, []
+            endings, self.endings = self.endings, []
+            beats = [*self.active, *self.pending] if heartbeat else []
+            if not (outputs or running or endings or beats or (poll and not self.cancelled)):
+                return
+            try:
+                cancelled = await self._db(
+                    services.run_shard_flush,
+                    "storing the shard's state",
                     run_id=self.run_id,
-                    batch=batch,
+                    outputs=outputs,
+                    running_ids=running,
+                    endings=endings,
+                    heartbeat_ids=beats,
                 )
+            except Exception:
+                self.new_running[:0] = running
+                self.endings[:0] = endings
+                for target_id, (chunks, _, _) in outputs.items():
+                    buffer = self.by_id[target_id].buffer
+                    buffer.pending[:0] = [[stream, text] for stream, text in chunks]
+                    buffer.dirty = True
+                raise
+        self.ended_unflushed = False
+        if cancelled and not self.cancelled:
+            self.cancelled = True
+            for target in list(self.active.values()):
+                self._stop(target, "cancelled")
 
     async def _finish(
         self, target: _Target, status: str, *, exit_code: int | None = None, error: str = ""
     ) -> None:
+        """End a target: its ending (with its last output) goes out with the next flush."""
         for value in self.secret_values:
             if value:
                 error = error.replace(value, MASK)
@@ -346,62 +393,45 @@ class Shard:
             target.buffer.close()
             if error:
                 target.buffer.note(f"[Pipetower: {error}]\n")
-            ending = services.TargetEnding(
-                target_id=target.id,
-                status=status,
-                exit_code=exit_code,
-                error=error,
-                chunks=target.buffer.take(),
-                output_bytes=target.buffer.total_bytes,
-                truncated=target.buffer.truncated,
-            )
-            await self._db(
-                services.run_targets_finish,
-                "ending a target",
-                run_id=self.run_id,
-                endings=[ending],
+            self.endings.append(
+                services.TargetEnding(
+                    target_id=target.id,
+                    status=status,
+                    exit_code=exit_code,
+                    error=error,
+                    chunks=target.buffer.take(),
+                    output_bytes=target.buffer.total_bytes,
+                    truncated=target.buffer.truncated,
+                )
             )
             self.active.pop(target.id, None)
+            self.ended_unflushed = True
+        self.flush_now.set()
 
     # --- background loops ---
 
     async def _flusher(self) -> None:
-        """Stores output every interval, polls for cancel, beats the heart. A failing
-        step is logged and tried again next round: none of them stops the others."""
+        """Flushes every interval (or sooner when asked); a failed flush is logged
+        and everything waits for the next round, so output, endings, heartbeats and
+        the cancel poll are never dropped."""
         interval = conf.flush_interval()
         heartbeat_every = conf.heartbeat_seconds()
-        last_beat = last_cancel_check = time.monotonic()
+        last_beat = last_poll = time.monotonic()
         while not self.done:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush_now.wait(), timeout=interval)
             self.flush_now.clear()
             now = time.monotonic()
+            beat = now - last_beat >= heartbeat_every
+            poll = now - last_poll >= CANCEL_POLL_SECONDS
             try:
-                await self._store()
-            except Exception:
-                logger.exception(
-                    "Run %s: storing output failed; kept for the next try", self.run_id
-                )
-            if now - last_cancel_check >= CANCEL_POLL_SECONDS and not self.cancelled:
-                last_cancel_check = now
-                try:
-                    if await sync_to_async(_db_call)(
-                        services.run_cancel_requested, {"run_id": self.run_id}
-                    ):
-                        self.cancelled = True
-                        for target in list(self.active.values()):
-                            self._stop(target, "cancelled")
-                except DatabaseError:
-                    logger.warning("Run %s: cancel poll failed; trying again", self.run_id)
-            if now - last_beat >= heartbeat_every and (self.active or self.pending):
-                try:
-                    await sync_to_async(_db_call)(
-                        services.run_targets_heartbeat,
-                        {"run_id": self.run_id, "target_ids": [*self.active, *self.pending]},
-                    )
+                await self._flush(heartbeat=beat, poll=poll)
+                if beat:
                     last_beat = now
-                except DatabaseError:
-                    logger.warning("Run %s: heartbeat failed; trying again", self.run_id)
+                if poll:
+                    last_poll = now
+            except Exception:
+                logger.exception("Run %s: flush failed; kept for the next try", self.run_id)
 
     def _stop(self, target: _Target, reason: str) -> None:
         if target.stop_reason:
@@ -447,6 +477,8 @@ class Shard:
         while self.pending and not self.cancelled:
             room = max(0, self.run.concurrency - len(tasks))
             claimed: list[tuple[int, Any, SshError | None]] = []
+            if room and self.ended_unflushed:
+                await self._flush()  # so the run-wide count sees the slots freed here
             if room:
                 claimed, self.pending = await self._db(
                     _claim,
@@ -515,12 +547,7 @@ class Shard:
                     target, TargetStatus.CANCELLED, error="Cancelled before the script started."
                 )
                 return
-            await self._db(
-                services.run_targets_running,
-                "marking a target running",
-                run_id=self.run_id,
-                target_ids=[target.id],
-            )
+            self.new_running.append(target.id)
             # The remote command may end before reading its program (sudo refusing,
             # for one); its output and exit status below then say why.
             with contextlib.suppress(BrokenPipeError, ConnectionError):
@@ -605,7 +632,7 @@ class Shard:
             self.done = True
             self.flush_now.set()
             await flusher
-            await self._store()
+            await self._flush()
 
 
 def _lost_reason(conn: asyncssh.SSHClientConnection, readers: asyncio.Future[Any]) -> str:

@@ -842,6 +842,46 @@ def run_targets_heartbeat(*, target_ids: Sequence[int], run_id: int | None = Non
         ).update(heartbeat_at=timezone.now())
 
 
+def run_shard_flush(
+    *,
+    run_id: int,
+    outputs: Mapping[int, tuple[Sequence[tuple[str, str]], int | None, bool | None]],
+    running_ids: Sequence[int] = (),
+    endings: Sequence[TargetEnding] = (),
+    heartbeat_ids: Sequence[int] = (),
+) -> bool:
+    """Everything a shard has to write since its last flush, in one transaction
+    under the Run lock: output of many targets, targets now running, targets
+    ended (with the failure limit and the recount), heartbeats. Returns whether
+    the run's cancel was requested, so the shard needs no separate poll."""
+    with transaction.atomic():
+        run = _lock_run(run_id)
+        if run is None:
+            return True
+        _store_locked(outputs)
+        now = timezone.now()
+        if running_ids:
+            ids = list(
+                RunTarget.objects.filter(
+                    run_id=run_id, pk__in=list(running_ids), status=TargetStatus.CONNECTING
+                ).values_list("id", flat=True)
+            )
+            if ids:
+                RunTarget.objects.filter(pk__in=ids).update(
+                    status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
+                )
+                _bump(run_id, ids)
+        if endings:
+            run_targets_finish(run_id=run_id, endings=endings)
+        if heartbeat_ids:
+            RunTarget.objects.filter(
+                run_id=run_id,
+                pk__in=list(heartbeat_ids),
+                status__in=(*ACTIVE_STATUSES, TargetStatus.QUEUED),
+            ).update(heartbeat_at=now)
+        return run.cancel_requested_at is not None
+
+
 def run_cancel_requested(*, run_id: int) -> bool:
     return Run.objects.filter(pk=run_id, cancel_requested_at__isnull=False).exists()
 

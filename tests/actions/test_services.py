@@ -142,11 +142,19 @@ def test_the_remote_program_quotes_values_and_never_puts_them_in_the_script():
     )
     assert "export PT_PARAM_X='$(reboot)'\"'\"''" in program
     assert program.count("$(reboot)") == 1
-    assert 'cat > "$__pt_d/script" <<\'__END__\'\necho "$PT_PARAM_X"\n__END__\n' in program
+    # A plain script is one quoted argument of bash -c: no temporary file, no
+    # mktemp, cat, chmod or rm processes on the server.
+    assert "__pt_s='echo \"$PT_PARAM_X\"'\n" in program
+    assert "mktemp" not in program and "rm -rf" not in program
+
+
+def test_a_shebang_script_goes_through_a_private_file_with_a_quoted_here_document():
+    program = engine.remote_program(script="#!/bin/sh\necho hi", env={}, delimiter="__END__")
+    assert "cat > \"$__pt_d/script\" <<'__END__'\n#!/bin/sh\necho hi\n__END__\n" in program
 
 
 def test_a_script_line_equal_to_the_delimiter_gets_another_delimiter():
-    program = engine.remote_program(script="x\n__END__\ny", env={}, delimiter="__END__")
+    program = engine.remote_program(script="#!/bin/sh\nx\n__END__\ny", env={}, delimiter="__END__")
     assert "<<'__END__'" not in program
 
 
