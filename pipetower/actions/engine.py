@@ -313,6 +313,7 @@ class Shard:
         self.lock = asyncio.Lock()
         self.flush_now = asyncio.Event()
         self.new_running: list[int] = []
+        self.spec_cache: dict[Any, Any] = {}
         self.endings: list[services.TargetEnding] = []
         self.ended_unflushed = False
         self.cancelled = False
@@ -487,6 +488,7 @@ class Shard:
                     target_ids=self.pending,
                     worker=self.worker,
                     want=room,
+                    cache=self.spec_cache,
                 )
                 for target_id, spec, spec_error in claimed:
                     task = asyncio.create_task(
@@ -662,9 +664,10 @@ def _db_call(function: Any, kwargs: dict[str, Any]) -> Any:
 
 
 def _claim(
-    *, run_id: int, target_ids: Sequence[int], worker: str, want: int
+    *, run_id: int, target_ids: Sequence[int], worker: str, want: int, cache: dict[Any, Any]
 ) -> tuple[list[tuple[int, Any, SshError | None]], list[int]]:
-    """Claim up to `want` targets (run-wide limit) and read their connection specs."""
+    """Claim up to `want` targets (run-wide limit) and read their connection specs
+    (the team key decrypted and parsed once per shard, through `cache`)."""
     claimed, rest = services.run_targets_claim(
         run_id=run_id, target_ids=target_ids, worker=worker, want=want
     )
@@ -676,7 +679,7 @@ def _claim(
             result.append((target.pk, None, error))
             continue
         try:
-            result.append((target.pk, connection_spec_for(target.server), None))
+            result.append((target.pk, connection_spec_for(target.server, cache), None))
         except SshError as exc:
             result.append((target.pk, None, exc))
     return result, rest

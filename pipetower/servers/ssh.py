@@ -91,22 +91,30 @@ class ConnectionSpec:
         return f"{self.username}@{host}:{self.port}"
 
 
-def connection_spec_for(server: Server) -> ConnectionSpec:
+def connection_spec_for(server: Server, cache: dict[Any, Any] | None = None) -> ConnectionSpec:
     """Build the spec for a server: reads its team's keys and settings, decrypts secrets.
 
     Raises SshError ("key_format" or "auth_failed") when the server's
-    credentials are missing or unreadable.
+    credentials are missing or unreadable. With a `cache` (a dict the caller
+    keeps, e.g. for one shard of a run) the team's keys are read, decrypted and
+    parsed once, and its settings read once, for all its servers.
     """
     from pipetower.servers.keys import load_private_key
     from pipetower.servers.models import Server
-    from pipetower.servers.selectors import team_server_settings_get, team_ssh_keys_active
+    from pipetower.servers.selectors import team_ssh_keys_active
 
     client_keys: tuple[asyncssh.SSHKey, ...] = ()
     password: str | None = None
     if server.auth_method == Server.AuthMethod.TEAM_KEY:
-        client_keys = tuple(
-            load_private_key(key.private_key) for key in team_ssh_keys_active(team=server.team)
-        )
+        cache_key = ("team_keys", server.team_id)
+        if cache is not None and cache_key in cache:
+            client_keys = cache[cache_key]
+        else:
+            client_keys = tuple(
+                load_private_key(key.private_key) for key in team_ssh_keys_active(team=server.team)
+            )
+            if cache is not None:
+                cache[cache_key] = client_keys
         if not client_keys:
             raise SshError(
                 "auth_failed",
@@ -128,8 +136,20 @@ def connection_spec_for(server: Server) -> ConnectionSpec:
         client_keys=client_keys,
         password=password,
         pinned_host_keys=server.pinned_host_keys,
-        trust_on_first_use=team_server_settings_get(team=server.team).trust_on_first_use,
+        trust_on_first_use=_trust_on_first_use(server, cache),
     )
+
+
+def _trust_on_first_use(server: Server, cache: dict[Any, Any] | None) -> bool:
+    from pipetower.servers.selectors import team_server_settings_get
+
+    cache_key = ("trust_on_first_use", server.team_id)
+    if cache is not None and cache_key in cache:
+        return bool(cache[cache_key])
+    value = team_server_settings_get(team=server.team).trust_on_first_use
+    if cache is not None:
+        cache[cache_key] = value
+    return value
 
 
 # --- handshake limits ----------------------------------------------------------

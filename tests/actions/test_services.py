@@ -378,3 +378,29 @@ def test_the_reaper_queues_again_the_queued_targets_of_a_dead_shard(
     target.refresh_from_db()
     assert (target.status, target.heartbeat_at, target.worker) == (TargetStatus.QUEUED, None, "")
     assert services.run_targets_reap() == 0  # waiting in the broker now: left alone
+
+
+def test_a_shard_claims_many_targets_with_the_team_key_parsed_once(team, user, make_action):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.actions.conftest import pinned_server
+
+    def claim(count: int) -> tuple[int, list]:
+        servers = [pinned_server(team, f"n{count}-{i}", port=9) for i in range(count)]
+        run = services.run_start(
+            action=make_action(concurrency=100), actor=user, server_ids=[s.pk for s in servers]
+        )
+        ids = list(run.targets.values_list("pk", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            claimed, rest = engine._claim(
+                run_id=run.pk, target_ids=ids, worker="w", want=100, cache={}
+            )
+        assert rest == [] and len(claimed) == count
+        return len(queries), [spec for _, spec, _ in claimed]
+
+    claim(1)  # first reads create the team's settings row
+    few, _ = claim(2)
+    many, specs = claim(12)
+    assert many == few  # no query per target
+    assert all(spec.client_keys is specs[0].client_keys for spec in specs)  # parsed once
