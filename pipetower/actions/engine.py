@@ -1,19 +1,24 @@
 """The run engine: one worker task drives many SSH sessions on one asyncio loop.
 
 `shard_execute(run_id=..., target_ids=[...])` is what the Celery task calls.
-It runs the shard's targets with at most `concurrency` sessions at once. Every
+It runs the shard's targets within the run-wide `concurrency` limit. Every
 database access goes through `sync_to_async` (serialised on the calling
 thread), so the event loop never blocks on the database.
 
 How a script runs on a server (see `remote_program`): the SSH command is only
 `sh -s` (or `sudo -n -u USER -- sh -s`); everything else arrives on stdin:
 parameter exports (each value `shlex.quote`d, never pasted into the script),
-the script itself inside a quoted here-document, written to a private temp
-file and started in its own session (`setsid`). stdin then stays open: a line
-on it, or its end (the connection dropped, the worker died), makes a watcher
-send TERM to the script's process group, and KILL after a grace period. That
-is how cancel and timeout stop remote processes without relying on sshd's
-optional signal support.
+then the script, as one quoted argument of `bash -c` (or, with a shebang, in a
+private temp file), started in its own session (`setsid`). stdin then stays
+open: a line on it, or its end (the connection dropped, the worker died),
+makes a watcher send TERM to the script's process group, and KILL after a
+grace period. That is how cancel and timeout stop remote processes without
+relying on sshd's optional signal support.
+
+State goes to the database in batches: claims for as many targets as the
+run-wide limit allows in one transaction, and one flush transaction per
+interval for the shard's output, "running" marks, endings and heartbeats
+(services.run_shard_flush), always under the Run row lock.
 """
 
 from __future__ import annotations
@@ -91,9 +96,13 @@ def remote_program(
     lines = ["{", "exec 3<&0"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     cleanup: list[str] = []
+    prefix = ""
     if not script.startswith("#!") and len(script.encode()) <= SCRIPT_ARG_MAX:
+        # Through the environment (readable by the user only), not the command
+        # line (which every user of the server sees in ps).
         lines.append(f"__pt_s={shlex.quote(script)}")
-        start = 'bash -c "$__pt_s" pipetower'
+        prefix = '__PT_SCRIPT="$__pt_s" '
+        start = "bash -c '__pt_s=$__PT_SCRIPT; unset __PT_SCRIPT; eval \"$__pt_s\"' pipetower"
     else:
         if not script.endswith("\n"):
             script += "\n"
@@ -111,7 +120,7 @@ def remote_program(
         cleanup.append('rm -rf "$__pt_d"')
     lines += [
         "if command -v setsid >/dev/null 2>&1; then "
-        f"setsid {start} </dev/null 3<&- & else {start} </dev/null 3<&- & fi",
+        f"{prefix}setsid {start} </dev/null 3<&- & else {prefix}{start} </dev/null 3<&- & fi",
         "__pt_pid=$!",
         "{ read -r __pt_line; "
         'kill -s TERM -- "-$__pt_pid" || kill -s TERM "$__pt_pid"; '
