@@ -640,13 +640,16 @@ def run_targets_hold(*, run_id: int, target_ids: Sequence[int], worker: str) -> 
         if _lock_run(run_id) is None:
             return []
         queued = RunTarget.objects.filter(
-            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff) | Q(worker=worker[:255]),
+            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff),
             run_id=run_id,
             pk__in=list(target_ids),
             status=TargetStatus.QUEUED,
         )
-        queued.update(heartbeat_at=timezone.now(), worker=worker[:255])
-        return list(queued.order_by("id").values_list("id", flat=True))
+        ids = list(queued.order_by("id").values_list("id", flat=True))
+        RunTarget.objects.filter(pk__in=ids).update(
+            heartbeat_at=timezone.now(), worker=worker[:255]
+        )
+        return ids
 
 
 def run_targets_running(*, run_id: int, target_ids: Sequence[int]) -> None:

@@ -358,6 +358,8 @@ def test_a_task_delivered_again_while_its_shard_lives_takes_nothing(user, server
     ids = list(run.targets.values_list("pk", flat=True))
     assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w1") == ids
     assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w2") == []
+    # Also on another process of the same worker (prefork children share its name).
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w1") == []
     RunTarget.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w2") == ids
 
