@@ -1,6 +1,11 @@
-"""Benchmark: `uname -a` on N loopback sshd servers through Pipetower's full path.
+"""Benchmark: `uname -a` on N loopback sshd servers through Pipetower's full path,
+beside a plain asyncssh script on the same servers in the same run.
 
-    .venv/bin/python bench/fanout.py 10 50 200
+    .venv/bin/python bench/fanout.py 10 50 200      (BENCH_REPEATS=3 by default)
+
+For each N the two are run in turn BENCH_REPEATS times (interleaved) and the
+medians are reported, with the ratio and the CPU each spent per host (Pipetower:
+its worker and web processes; plain: the script's process).
 
 For each N: start N real sshd processes (tests/sshd.py), add them as servers
 (team key authorized, host key pinned), then POST a run to the API served by
@@ -12,8 +17,13 @@ the stored output). Needs root (sshd) like the SSH tests.
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,53 +82,71 @@ def main(sizes: list[int]) -> None:
                         tags=[tag],
                     )
                     server_host_key_paste(server=server, actor=user, text=sshd.host_key_line)
-                worker_cpu = _env.tree_cpu_seconds(worker.pid)
-                web_cpu = _env.tree_cpu_seconds(web.pid)
-                machine_cpu = _env.machine_cpu_seconds()
-                began = time.monotonic()
-                answer = session.post(
-                    f"{api}/actions/{action.pk}/runs", json={"targets": [f"tag:{tag}"]}
-                )
-                answer.raise_for_status()
-                run_id = answer.json()["id"]
-                posted = time.monotonic() - began
-                first_running = None
-                while True:
-                    detail = session.get(f"{api}/runs/{run_id}").json()
-                    if first_running is None and any(
-                        t["status"] != "queued" for t in detail["targets"]
-                    ):
-                        first_running = time.monotonic() - began
-                    if detail["finished"]:
-                        break
-                    time.sleep(0.05)
-                elapsed = time.monotonic() - began
-                worker_cpu = _env.tree_cpu_seconds(worker.pid) - worker_cpu
-                web_cpu = _env.tree_cpu_seconds(web.pid) - web_cpu
-                machine_cpu = _env.machine_cpu_seconds() - machine_cpu
-                run = Run.objects.get(pk=run_id)
-                ok = 0
-                durations = []
-                for target in run.targets.all():
-                    text = "".join(
-                        OutputChunk.objects.filter(run_target=target).values_list("data", flat=True)
+                plain_spec = _plain_spec(team, fleet)
+                samples = []
+                for _ in range(int(os.environ.get("BENCH_REPEATS", "3"))):
+                    plain = _plain(plain_spec)
+                    worker_cpu = _env.tree_cpu_seconds(worker.pid)
+                    web_cpu = _env.tree_cpu_seconds(web.pid)
+                    machine_cpu = _env.machine_cpu_seconds()
+                    began = time.monotonic()
+                    answer = session.post(
+                        f"{api}/actions/{action.pk}/runs", json={"targets": [f"tag:{tag}"]}
                     )
-                    if target.status == "succeeded" and text.startswith("Linux"):
-                        ok += 1
-                    if target.duration is not None:
-                        durations.append(target.duration.total_seconds())
+                    answer.raise_for_status()
+                    run_id = answer.json()["id"]
+                    posted = time.monotonic() - began
+                    first_running = None
+                    while True:
+                        detail = session.get(f"{api}/runs/{run_id}").json()
+                        if first_running is None and any(
+                            t["status"] != "queued" for t in detail["targets"]
+                        ):
+                            first_running = time.monotonic() - began
+                        if detail["finished"]:
+                            break
+                        time.sleep(0.05)
+                    elapsed = time.monotonic() - began
+                    worker_cpu = _env.tree_cpu_seconds(worker.pid) - worker_cpu
+                    web_cpu = _env.tree_cpu_seconds(web.pid) - web_cpu
+                    machine_cpu = _env.machine_cpu_seconds() - machine_cpu
+                    run = Run.objects.get(pk=run_id)
+                    ok = 0
+                    durations = []
+                    for target in run.targets.all():
+                        text = "".join(
+                            OutputChunk.objects.filter(run_target=target).values_list(
+                                "data", flat=True
+                            )
+                        )
+                        if target.status == "succeeded" and text.startswith("Linux"):
+                            ok += 1
+                        if target.duration is not None:
+                            durations.append(target.duration.total_seconds())
+                    row = {
+                        "n": count,
+                        "seconds": elapsed,
+                        "post": posted,
+                        "first": first_running or 0.0,
+                        "ok": ok,
+                        "shards": run.shard_count,
+                        "median_target": statistics.median(durations) if durations else 0.0,
+                        "worker_cpu": worker_cpu,
+                        "web_cpu": web_cpu,
+                        "machine_cpu": machine_cpu,
+                    }
+                    row["plain"], row["plain_ok"], row["plain_cpu"] = plain
+                    samples.append(row)
+                    print(
+                        f"  N={count}: Pipetower {row['seconds']:.2f} s, "
+                        f"plain asyncssh {row['plain']:.2f} s",
+                        flush=True,
+                    )
                 row = {
-                    "n": count,
-                    "seconds": elapsed,
-                    "post": posted,
-                    "first": first_running or 0.0,
-                    "ok": ok,
-                    "shards": run.shard_count,
-                    "median_target": statistics.median(durations) if durations else 0.0,
-                    "worker_cpu": worker_cpu,
-                    "web_cpu": web_cpu,
-                    "machine_cpu": machine_cpu,
+                    key: statistics.median(sample[key] for sample in samples) for key in samples[0]
                 }
+                row["ok"] = min(sample["ok"] for sample in samples)
+                row["plain_ok"] = min(sample["plain_ok"] for sample in samples)
                 rows.append(row)
                 print(
                     f"N={count:4d}  total {elapsed:6.2f} s  (POST answered {posted:.2f} s, "
@@ -135,16 +163,46 @@ def main(sizes: list[int]) -> None:
         _env.stop(worker)
         _env.stop(web)
     print(
-        "\n| N | total (s) | POST answered (s) | first target started (s) | "
-        "median per target (s) | shards | success | CPU s: worker / web / machine |"
+        "\n| N | Pipetower (s) | plain asyncssh (s) | ratio | first target started (s) | "
+        "success | CPU ms/host: Pipetower (worker + web) / plain |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['n']} | {r['seconds']:.2f} | {r['post']:.2f} | {r['first']:.2f} | "
-            f"{r['median_target']:.2f} | {r['shards']} | {r['ok']}/{r['n']} | "
-            f"{r['worker_cpu']:.1f} / {r['web_cpu']:.1f} / {r['machine_cpu']:.1f} |"
+            f"| {r['n']} | {r['seconds']:.2f} | {r['plain']:.2f} | "
+            f"{r['seconds'] / r['plain']:.2f}x | {r['first']:.2f} | "
+            f"{r['ok']:.0f}/{r['n']} (plain {r['plain_ok']:.0f}) | "
+            f"{1000 * (r['worker_cpu'] + r['web_cpu']) / r['n']:.0f} / "
+            f"{1000 * r['plain_cpu'] / r['n']:.0f} |"
         )
+
+
+def _plain_spec(team, fleet) -> str:
+    from pipetower.servers.keys import load_private_key
+    from pipetower.servers.selectors import team_ssh_key_current
+
+    key = team_ssh_key_current(team=team)
+    private = load_private_key(key.private_key).export_private_key().decode()
+    hosts = [[s.host, s.port, s.host_key_line] for s in fleet]
+    handle, path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(handle, "w") as out:
+        json.dump({"key": private, "user": fleet[0].user, "hosts": hosts}, out)
+    return path
+
+
+def _plain(spec_path: str) -> tuple[float, int, float]:
+    """Run the plain asyncssh script: (seconds, hosts ok, CPU seconds it used)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("plain_asyncssh.py")), spec_path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    answer = json.loads(done.stdout)
+    return float(answer["seconds"]), int(answer["ok"]), cpu
 
 
 if __name__ == "__main__":

@@ -61,3 +61,18 @@ def live_waiters() -> int:
     thread is one that cannot serve pages (docs/actions.md has the numbers).
     """
     return max(0, int(getattr(settings, "ACTIONS_LIVE_WAITERS", 2)))
+
+
+def keepalive_seconds() -> float:
+    """SSH keepalive interval during a run; a host silent for 3 of them fails the target."""
+    return float(getattr(settings, "ACTIONS_KEEPALIVE_SECONDS", 15.0))
+
+
+def claim_poll_seconds() -> float:
+    """How often a shard waiting on the run-wide concurrency limit asks again."""
+    return float(getattr(settings, "ACTIONS_CLAIM_POLL_SECONDS", 0.2))
+
+
+def db_retry_seconds() -> float:
+    """How long the engine retries a failing database write (with backoff) before giving up."""
+    return float(getattr(settings, "ACTIONS_DB_RETRY_SECONDS", 120.0))

@@ -1,19 +1,24 @@
 """The run engine: one worker task drives many SSH sessions on one asyncio loop.
 
 `shard_execute(run_id=..., target_ids=[...])` is what the Celery task calls.
-It runs the shard's targets with at most `concurrency` sessions at once. Every
+It runs the shard's targets within the run-wide `concurrency` limit. Every
 database access goes through `sync_to_async` (serialised on the calling
 thread), so the event loop never blocks on the database.
 
 How a script runs on a server (see `remote_program`): the SSH command is only
 `sh -s` (or `sudo -n -u USER -- sh -s`); everything else arrives on stdin:
 parameter exports (each value `shlex.quote`d, never pasted into the script),
-the script itself inside a quoted here-document, written to a private temp
-file and started in its own session (`setsid`). stdin then stays open: a line
-on it, or its end (the connection dropped, the worker died), makes a watcher
-send TERM to the script's process group, and KILL after a grace period. That
-is how cancel and timeout stop remote processes without relying on sshd's
-optional signal support.
+then the script, as one quoted argument of `bash -c` (or, with a shebang, in a
+private temp file), started in its own session (`setsid`). stdin then stays
+open: a line on it, or its end (the connection dropped, the worker died),
+makes a watcher send TERM to the script's process group, and KILL after a
+grace period. That is how cancel and timeout stop remote processes without
+relying on sshd's optional signal support.
+
+State goes to the database in batches: claims for as many targets as the
+run-wide limit allows in one transaction, and one flush transaction per
+interval for the shard's output, "running" marks, endings and heartbeats
+(services.run_shard_flush), always under the Run row lock.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 
 import asyncssh
 from asgiref.sync import async_to_sync, sync_to_async
+from django.db import DatabaseError, connection
 
 from pipetower.actions import conf, params, services
 from pipetower.actions.models import OutputChunk, ParamKind, Run, RunTarget, TargetStatus
@@ -73,27 +79,49 @@ def remote_command(run_as: str) -> str:
     return "sh -s"
 
 
+SCRIPT_ARG_MAX = 100 * 1024  # Linux refuses a single argument over 128 KiB
+
+
 def remote_program(
     *, script: str, env: dict[str, str], grace_seconds: float = 5.0, delimiter: str = ""
 ) -> str:
-    """The POSIX sh program that receives the script and runs it (see the module doc)."""
-    if not script.endswith("\n"):
-        script += "\n"
-    delimiter = delimiter or f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
-    while f"\n{delimiter}\n" in f"\n{script}":
-        delimiter = f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
-    start = '"$__pt_d/script"' if script.startswith("#!") else 'bash "$__pt_d/script"'
+    """The POSIX sh program that receives the script and runs it (see the module doc).
+
+    Processes on the server besides the script: the `sh` reading this program and
+    the watcher subshell (plus a `sleep` only while stopping). A script without a
+    shebang goes to `bash -c` as one argument, so nothing else is started; a
+    script with a shebang, or one too large for an argument, is written to a
+    private temporary file first.
+    """
     grace = f"{max(0.0, grace_seconds):g}"
     lines = ["{", "exec 3<&0"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    cleanup: list[str] = []
+    prefix = ""
+    if not script.startswith("#!") and len(script.encode()) <= SCRIPT_ARG_MAX:
+        # Through the environment (readable by the user only), not the command
+        # line (which every user of the server sees in ps).
+        lines.append(f"__pt_s={shlex.quote(script)}")
+        prefix = '__PT_SCRIPT="$__pt_s" '
+        start = "bash -c '__pt_s=$__PT_SCRIPT; unset __PT_SCRIPT; eval \"$__pt_s\"' pipetower"
+    else:
+        if not script.endswith("\n"):
+            script += "\n"
+        delimiter = delimiter or f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
+        while f"\n{delimiter}\n" in f"\n{script}":
+            delimiter = f"__PIPETOWER_SCRIPT_{secrets.token_hex(12)}__"
+        start = '"$__pt_d/script"' if script.startswith("#!") else 'bash "$__pt_d/script"'
+        lines += [
+            '__pt_d=$(mktemp -d "${TMPDIR:-/tmp}/pipetower.XXXXXXXXXX") || '
+            '{ echo "pipetower: cannot create a temporary directory" >&2; exit 125; }',
+            f"cat > \"$__pt_d/script\" <<'{delimiter}'",
+            script + delimiter,
+            'chmod 700 "$__pt_d/script"',
+        ]
+        cleanup.append('rm -rf "$__pt_d"')
     lines += [
-        '__pt_d=$(mktemp -d "${TMPDIR:-/tmp}/pipetower.XXXXXXXXXX") || '
-        '{ echo "pipetower: cannot create a temporary directory" >&2; exit 125; }',
-        f"cat > \"$__pt_d/script\" <<'{delimiter}'",
-        script + delimiter,
-        'chmod 700 "$__pt_d/script"',
         "if command -v setsid >/dev/null 2>&1; then "
-        f"setsid {start} </dev/null 3<&- & else {start} </dev/null 3<&- & fi",
+        f"{prefix}setsid {start} </dev/null 3<&- & else {prefix}{start} </dev/null 3<&- & fi",
         "__pt_pid=$!",
         "{ read -r __pt_line; "
         'kill -s TERM -- "-$__pt_pid" || kill -s TERM "$__pt_pid"; '
@@ -103,7 +131,7 @@ def remote_program(
         'wait "$__pt_pid"',
         "__pt_rc=$?",
         'kill "$__pt_watch" 2>/dev/null',
-        'rm -rf "$__pt_d"',
+        *cleanup,
         'exit "$__pt_rc"',
         "}",
     ]
@@ -287,29 +315,88 @@ class Shard:
             )
             for target_id, server_id, name, env in plan.targets
         ]
-        per_shard = -(-plan.concurrency // max(1, plan.shard_count))
-        self.semaphore = asyncio.Semaphore(max(1, per_shard))
+        self.by_id = {t.id: t for t in self.targets}
+        # Queued targets this shard holds but has not claimed yet: its heartbeat
+        # covers them so the reaper can tell them from targets of a dead worker.
+        self.pending: list[int] = [t.id for t in self.targets]
         self.active: dict[int, _Target] = {}
         self.lock = asyncio.Lock()
         self.flush_now = asyncio.Event()
+        self.new_running: list[int] = []
+        self.spec_cache: dict[Any, Any] = {}
+        self.endings: list[services.TargetEnding] = []
+        self.ended_unflushed = False
         self.cancelled = False
         self.done = False
 
-    # --- database calls (serialised through sync_to_async) ---
+    # --- database calls (serialised through sync_to_async, retried on errors) ---
 
-    async def _store(self) -> None:
+    async def _db(self, function: Any, what: str, **kwargs: Any) -> Any:
+        """Call a service on the database thread; a database error (a restarted
+        PostgreSQL, a locked SQLite file) is retried with backoff for up to
+        `conf.db_retry_seconds()`, so a blip loses no output and skips no state."""
+        delay = 0.1
+        deadline = time.monotonic() + conf.db_retry_seconds()
+        while True:
+            try:
+                return await sync_to_async(_db_call)(function, kwargs)
+            except DatabaseError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.warning(
+                    "Run %s: database error while %s (retrying in %.1f s): %s",
+                    self.run_id,
+                    what,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _flush(self, *, heartbeat: bool = False, poll: bool = True) -> None:
+        """Write what the shard has to say since the last flush (output of all its
+        targets, targets now running, targets ended, heartbeats) in one transaction,
+        and learn whether the run was cancelled. On failure (after the retries)
+        everything is kept for the next flush."""
         async with self.lock:
-            batch = {
+            outputs = {
                 t.id: (t.buffer.take(), t.buffer.total_bytes, t.buffer.truncated)
                 for t in self.active.values()
                 if t.buffer.dirty
             }
-            if batch:
-                await sync_to_async(_store_batch)(batch)
+            running, self.new_running = self.new_running, []
+            endings, self.endings = self.endings, []
+            beats = [*self.active, *self.pending] if heartbeat else []
+            if not (outputs or running or endings or beats or (poll and not self.cancelled)):
+                return
+            try:
+                cancelled = await self._db(
+                    services.run_shard_flush,
+                    "storing the shard's state",
+                    run_id=self.run_id,
+                    outputs=outputs,
+                    running_ids=running,
+                    endings=endings,
+                    heartbeat_ids=beats,
+                )
+            except Exception:
+                self.new_running[:0] = running
+                self.endings[:0] = endings
+                for target_id, (chunks, _, _) in outputs.items():
+                    buffer = self.by_id[target_id].buffer
+                    buffer.pending[:0] = [[stream, text] for stream, text in chunks]
+                    buffer.dirty = True
+                raise
+        self.ended_unflushed = False
+        if cancelled and not self.cancelled:
+            self.cancelled = True
+            for target in list(self.active.values()):
+                self._stop(target, "cancelled")
 
     async def _finish(
         self, target: _Target, status: str, *, exit_code: int | None = None, error: str = ""
     ) -> None:
+        """End a target: its ending (with its last output) goes out with the next flush."""
         for value in self.secret_values:
             if value:
                 error = error.replace(value, MASK)
@@ -317,38 +404,45 @@ class Shard:
             target.buffer.close()
             if error:
                 target.buffer.note(f"[Pipetower: {error}]\n")
-            await sync_to_async(services.run_target_finish)(
-                target_id=target.id,
-                status=status,
-                exit_code=exit_code,
-                error=error,
-                chunks=target.buffer.take(),
-                output_bytes=target.buffer.total_bytes,
-                truncated=target.buffer.truncated,
+            self.endings.append(
+                services.TargetEnding(
+                    target_id=target.id,
+                    status=status,
+                    exit_code=exit_code,
+                    error=error,
+                    chunks=target.buffer.take(),
+                    output_bytes=target.buffer.total_bytes,
+                    truncated=target.buffer.truncated,
+                )
             )
             self.active.pop(target.id, None)
+            self.ended_unflushed = True
+        self.flush_now.set()
 
     # --- background loops ---
 
     async def _flusher(self) -> None:
+        """Flushes every interval (or sooner when asked); a failed flush is logged
+        and everything waits for the next round, so output, endings, heartbeats and
+        the cancel poll are never dropped."""
         interval = conf.flush_interval()
         heartbeat_every = conf.heartbeat_seconds()
-        last_beat = last_cancel_check = time.monotonic()
+        last_beat = last_poll = time.monotonic()
         while not self.done:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush_now.wait(), timeout=interval)
             self.flush_now.clear()
-            await self._store()
             now = time.monotonic()
-            if now - last_cancel_check >= CANCEL_POLL_SECONDS and not self.cancelled:
-                last_cancel_check = now
-                if await sync_to_async(services.run_cancel_requested)(run_id=self.run_id):
-                    self.cancelled = True
-                    for target in list(self.active.values()):
-                        self._stop(target, "cancelled")
-            if now - last_beat >= heartbeat_every and self.active:
-                last_beat = now
-                await sync_to_async(services.run_targets_heartbeat)(target_ids=list(self.active))
+            beat = now - last_beat >= heartbeat_every
+            poll = now - last_poll >= CANCEL_POLL_SECONDS
+            try:
+                await self._flush(heartbeat=beat, poll=poll)
+                if beat:
+                    last_beat = now
+                if poll:
+                    last_poll = now
+            except Exception:
+                logger.exception("Run %s: flush failed; kept for the next try", self.run_id)
 
     def _stop(self, target: _Target, reason: str) -> None:
         if target.stop_reason:
@@ -371,21 +465,57 @@ class Shard:
             if target.buffer.lines >= flush_lines:
                 self.flush_now.set()
 
-    async def _target(self, target: _Target) -> None:
-        async with self.semaphore:
-            if self.cancelled:
-                return  # run_cancel ends the queued targets itself
-            claimed, spec, spec_error = await sync_to_async(_claim)(target.id, self.worker)
-            if not claimed:
-                return
-            self.active[target.id] = target
-            try:
-                await self._drive(target, spec, spec_error)
-            except Exception as exc:  # the target must end, whatever went wrong
-                logger.exception("Run %s target %s failed in the engine", self.run_id, target.id)
-                await self._finish(
-                    target, TargetStatus.FAILED, error=f"Pipetower failed to run this: {exc}"
+    async def _target(self, target: _Target, spec: Any, spec_error: SshError | None) -> None:
+        self.active[target.id] = target
+        try:
+            await self._drive(target, spec, spec_error)
+        except Exception as exc:  # the target must end, whatever went wrong
+            logger.exception("Run %s target %s failed in the engine", self.run_id, target.id)
+            await self._finish(
+                target, TargetStatus.FAILED, error=f"Pipetower failed to run this: {exc}"
+            )
+
+    async def _dispatch(self) -> None:
+        """Claim targets as the run-wide concurrency limit allows and drive them.
+
+        A claim is one statement under the Run lock that counts the run's active
+        targets across all shards and workers, so `concurrency` holds for the run.
+        When the limit is reached elsewhere, the shard asks again every
+        `claim_poll_seconds` or as soon as one of its own targets ends.
+        """
+        tasks: set[asyncio.Task[None]] = set()
+        poll = conf.claim_poll_seconds()
+        while self.pending and not self.cancelled:
+            room = max(0, self.run.concurrency - len(tasks))
+            claimed: list[tuple[int, Any, SshError | None]] = []
+            if room and self.ended_unflushed:
+                await self._flush()  # so the run-wide count sees the slots freed here
+            if room:
+                claimed, self.pending = await self._db(
+                    _claim,
+                    "claiming targets",
+                    run_id=self.run_id,
+                    target_ids=self.pending,
+                    worker=self.worker,
+                    want=room,
+                    cache=self.spec_cache,
                 )
+                for target_id, spec, spec_error in claimed:
+                    task = asyncio.create_task(
+                        self._target(self.by_id[target_id], spec, spec_error)
+                    )
+                    tasks.add(task)
+            if not self.pending:
+                break
+            if tasks:
+                done, _ = await asyncio.wait(
+                    tasks, timeout=None if not room else poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                tasks -= done
+            else:
+                await asyncio.sleep(poll)
+        if tasks:
+            await asyncio.gather(*tasks)
 
     async def _drive(self, target: _Target, spec: Any, spec_error: SshError | None) -> None:
         if spec_error is not None:
@@ -394,22 +524,42 @@ class Shard:
         first_use: list[str] = []
         try:
             conn = await ssh_connect(
-                spec, connect_timeout=conf.connect_timeout(), on_first_use=first_use.append
+                spec,
+                connect_timeout=conf.connect_timeout(),
+                on_first_use=first_use.append,
+                keepalive_interval=conf.keepalive_seconds(),
             )
         except SshError as exc:
             await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
             return
-        if first_use:
-            await sync_to_async(_pin_first_use)(target.server_id, first_use[0])
         async with conn:
-            if self.cancelled:
+            if first_use:
+                # Another connection may have pinned a key meanwhile: compare with
+                # that pin before running anything.
+                refusal = await self._db(
+                    _pin_first_use,
+                    "pinning a host key",
+                    server_id=target.server_id,
+                    key_line=first_use[0],
+                )
+                if refusal is not None:
+                    await self._finish(target, TargetStatus.HOST_KEY_MISMATCH, error=refusal)
+                    return
+            if self.cancelled or target.stop_reason:
                 await self._finish(target, TargetStatus.CANCELLED, error="Cancelled.")
                 return
             process = await conn.create_process(
                 remote_command(self.run.run_as), encoding=None, term_type=None
             )
             target.process = process
-            await sync_to_async(services.run_target_running)(target_id=target.id)
+            if self.cancelled or target.stop_reason:
+                # Cancelled while the session opened: the script never arrives.
+                process.close()
+                await self._finish(
+                    target, TargetStatus.CANCELLED, error="Cancelled before the script started."
+                )
+                return
+            self.new_running.append(target.id)
             # The remote command may end before reading its program (sudo refusing,
             # for one); its output and exit status below then say why.
             with contextlib.suppress(BrokenPipeError, ConnectionError):
@@ -420,10 +570,13 @@ class Shard:
                         grace_seconds=conf.cancel_grace_seconds(),
                     ).encode()
                 )
+                if self.cancelled or target.stop_reason:
+                    process.stdin.write(b"stop\n")
             readers: asyncio.Future[Any] = asyncio.ensure_future(
                 asyncio.gather(
                     self._read(target, STDOUT, process.stdout),
                     self._read(target, STDERR, process.stderr),
+                    return_exceptions=True,
                 )
             )
             stopping: asyncio.Future[Any] = asyncio.ensure_future(target.stopping.wait())
@@ -447,6 +600,7 @@ class Shard:
                 process.close()
             exit_code = process.exit_status
             signal = process.exit_signal[0] if process.exit_signal else None
+            lost = _lost_reason(conn, readers)
         if target.stop_reason == "timed_out":
             await self._finish(
                 target,
@@ -463,6 +617,13 @@ class Shard:
             )
         elif exit_code == 0:
             await self._finish(target, TargetStatus.SUCCEEDED, exit_code=0)
+        elif exit_code is None and lost:
+            await self._finish(
+                target,
+                TargetStatus.UNREACHABLE,
+                error=f"The connection to {target.name} was lost while the script ran ({lost}). "
+                "Output received until then is kept; whether the script finished is unknown.",
+            )
         elif exit_code is None:
             reason = f"killed by signal {signal}" if signal else "ended without an exit status"
             await self._finish(target, TargetStatus.FAILED, error=f"The script {reason}.")
@@ -478,51 +639,93 @@ class Shard:
     async def execute(self) -> None:
         flusher = asyncio.create_task(self._flusher())
         try:
-            await asyncio.gather(*(self._target(t) for t in self.targets))
+            await self._dispatch()
         finally:
             self.done = True
             self.flush_now.set()
             await flusher
-            await self._store()
+            await self._flush()
+
+
+def _lost_reason(conn: asyncssh.SSHClientConnection, readers: asyncio.Future[Any]) -> str:
+    """Why the connection dropped under a running script, or "" if it did not."""
+    if readers.done() and not readers.cancelled():
+        for result in readers.result():
+            if isinstance(result, (asyncssh.Error, OSError)):
+                return str(result) or type(result).__name__
+    transport = getattr(conn, "_transport", None)
+    if transport is None or transport.is_closing():
+        return "no answer to SSH keepalives or the link closed"
+    return ""
 
 
 # --- sync helpers run on the database thread --------------------------------------------
 
 
-def _claim(target_id: int, worker: str) -> tuple[bool, Any, SshError | None]:
-    if not services.run_target_claim(target_id=target_id, worker=worker):
-        return False, None, None
-    target = RunTarget.objects.select_related("server", "server__team").get(pk=target_id)
-    if target.server is None:
-        return True, None, SshError("unreachable", "The server was deleted after the run started.")
+def _db_call(function: Any, kwargs: dict[str, Any]) -> Any:
+    """Call a service; after a database error drop the broken connection (outside any
+    transaction) so the next try opens a fresh one."""
     try:
-        return True, connection_spec_for(target.server), None
-    except SshError as exc:
-        return True, None, exc
+        return function(**kwargs)
+    except DatabaseError:
+        if not connection.in_atomic_block:
+            connection.close()
+        raise
 
 
-def _pin_first_use(server_id: int | None, key_line: str) -> None:
-    if server_id is not None:
-        from pipetower.servers.services import server_host_key_trust_first_use
+def _claim(
+    *, run_id: int, target_ids: Sequence[int], worker: str, want: int, cache: dict[Any, Any]
+) -> tuple[list[tuple[int, Any, SshError | None]], list[int]]:
+    """Claim up to `want` targets (run-wide limit) and read their connection specs
+    (the team key decrypted and parsed once per shard, through `cache`)."""
+    claimed, rest = services.run_targets_claim(
+        run_id=run_id, target_ids=target_ids, worker=worker, want=want
+    )
+    result: list[tuple[int, Any, SshError | None]] = []
+    targets = RunTarget.objects.filter(pk__in=claimed).select_related("server", "server__team")
+    for target in sorted(targets, key=lambda t: t.pk):
+        if target.server is None:
+            error = SshError("unreachable", "The server was deleted after the run started.")
+            result.append((target.pk, None, error))
+            continue
+        try:
+            result.append((target.pk, connection_spec_for(target.server, cache), None))
+        except SshError as exc:
+            result.append((target.pk, None, exc))
+    return result, rest
 
-        server_host_key_trust_first_use(server_id=server_id, key_line=key_line)
+
+def _pin_first_use(*, server_id: int | None, key_line: str) -> str | None:
+    """Pin a key accepted on first use. If another connection pinned a key meanwhile,
+    compare with that pin: None when it matches, else the refusal to show."""
+    if server_id is None:
+        return None
+    from pipetower.servers.keys import fingerprint_of_line
+    from pipetower.servers.models import Server
+    from pipetower.servers.services import server_host_key_trust_first_use
+
+    server_host_key_trust_first_use(server_id=server_id, key_line=key_line)
+    server = Server.objects.filter(pk=server_id).first()
+    if server is None:
+        return None
+    pins = server.pinned_host_keys
+    presented = key_line.split()[:2]
+    if any(line.split()[:2] == presented for line in pins):
+        return None
+    return (
+        f"The host key of {server.name} changed while connecting: it presented "
+        f"{fingerprint_of_line(key_line)}, but another connection pinned "
+        + ", ".join(fingerprint_of_line(line) for line in pins)
+        + " meanwhile. Nothing was run. Check the server and pin the right key."
+    )
 
 
-def _store_batch(batch: dict[int, tuple[list[tuple[str, str]], int, bool]]) -> None:
-    from django.db import transaction
-
-    with transaction.atomic():
-        for target_id, (chunks, total, truncated) in batch.items():
-            services.output_chunks_store(
-                target_id=target_id, chunks=chunks, output_bytes=total, truncated=truncated
-            )
-
-
-def _load(run_id: int, target_ids: Sequence[int]) -> Plan | None:
+def _load(run_id: int, target_ids: Sequence[int], worker: str) -> Plan | None:
     run = Run.objects.select_related("team").filter(pk=run_id).first()
     if run is None:
         return None
-    targets = RunTarget.objects.filter(run=run, pk__in=target_ids, status=TargetStatus.QUEUED)
+    held = services.run_targets_hold(run_id=run_id, target_ids=target_ids, worker=worker)
+    targets = RunTarget.objects.filter(run=run, pk__in=held)
     return Plan(
         run_id=run.pk,
         script=run.script,
@@ -538,7 +741,7 @@ def _load(run_id: int, target_ids: Sequence[int]) -> Plan | None:
 
 
 async def _shard_main(run_id: int, target_ids: Sequence[int], worker: str) -> int:
-    plan = await sync_to_async(_load)(run_id, target_ids)
+    plan = await sync_to_async(_load)(run_id, target_ids, worker)
     if plan is None or not plan.targets:
         return 0
     await Shard(plan, worker).execute()

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -542,38 +543,61 @@ def run_again(
     )
 
 
-def _enqueue_shards(run_id: int) -> None:
+def shard_time_limit(*, timeout_seconds: int, concurrency: int, targets: int) -> int:
+    """Celery's hard time limit for one shard task, in seconds: above the action's timeout.
+
+    Under the run-wide concurrency limit a shard may wait for every other target of
+    the run, so the bound counts the run's waves: each is at most the connection
+    (with its retries), the script's timeout and the stop grace, plus a margin.
+    """
+    waves = math.ceil(max(1, targets) / max(1, min(concurrency, max(1, targets))))
+    per_wave = timeout_seconds + 3 * conf.connect_timeout() + conf.cancel_grace_seconds() + 30
+    return int(waves * per_wave + 60)
+
+
+def _enqueue_shards(run_id: int, target_ids: Sequence[int] | None = None) -> None:
+    """Queue a task per shard for the run's queued targets (or only `target_ids`)."""
     from pipetower.actions.tasks import run_shard_execute_task
 
+    run = Run.objects.only("timeout_seconds", "concurrency").filter(pk=run_id).first()
+    if run is None:
+        return
+    queued = RunTarget.objects.filter(run_id=run_id, status=TargetStatus.QUEUED)
+    if target_ids is not None:
+        queued = queued.filter(pk__in=list(target_ids))
     shards: dict[int, list[int]] = {}
-    for target_id, shard in (
-        RunTarget.objects.filter(run_id=run_id, status=TargetStatus.QUEUED)
-        .order_by("id")
-        .values_list("id", "shard")
-    ):
+    for target_id, shard in queued.order_by("id").values_list("id", "shard"):
         shards.setdefault(shard, []).append(target_id)
-    for target_ids in shards.values():
-        run_shard_execute_task.delay(run_id, target_ids)
+    limit = shard_time_limit(
+        timeout_seconds=run.timeout_seconds,
+        concurrency=run.concurrency,
+        targets=RunTarget.objects.filter(run_id=run_id).count(),
+    )
+    for ids in shards.values():
+        run_shard_execute_task.apply_async(args=(run_id, ids), time_limit=limit)
 
 
 def run_cancel(*, run: Run, actor: Any, request: HttpRequest | None = None) -> Run:
-    """Stop a run: queued targets end now; the worker signals running scripts."""
+    """Stop a run: queued targets end now; the worker signals running scripts.
+
+    Same lock order as every run-state change: the Run row first, then its targets.
+    """
     _require_role(team=run.team, actor=actor, role=Role.OPERATOR, doing="cancel runs")
-    run.refresh_from_db()
-    if run.is_finished:
-        raise Conflict(f"This run has already finished ({run.get_status_display().lower()}).")
     now = timezone.now()
     with transaction.atomic():
-        Run.objects.filter(pk=run.pk, cancel_requested_at__isnull=True).update(
-            cancel_requested_at=now, cancelled_by=actor
-        )
-        targets_finish_queued(
+        locked = _lock_run(run.pk)
+        if locked is None or locked.is_finished:
+            status = locked.get_status_display().lower() if locked else "deleted"
+            raise Conflict(f"This run has already finished ({status}).")
+        if locked.cancel_requested_at is None:
+            Run.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancelled_by=actor)
+        _finish_queued_locked(
             run_id=run.pk,
             status=TargetStatus.CANCELLED,
             error=f"Cancelled by {getattr(actor, 'email', 'the system')} before it started.",
         )
+        _recount_locked(run.pk)
         audit_record(actor=actor, team=run.team, verb="run.cancelled", target=run, request=request)
-    run_status_refresh(run_id=run.pk)
     run.refresh_from_db()
     return run
 
@@ -600,17 +624,32 @@ def run_rerun_failed(*, run: Run, actor: Any, request: HttpRequest | None = None
 
 
 # --- run state (written by the engine and the reaper) --------------------------
+#
+# One lock order for every change to a run or its targets: the Run row first
+# (SELECT ... FOR UPDATE; SQLite's IMMEDIATE transactions serialise writers
+# anyway), then its targets, and the run's status is recounted inside that same
+# lock. So two shards finishing together cannot both count "one still running",
+# cancel and claim cannot deadlock, and the run-wide concurrency limit is a
+# count taken under the lock.
+
+
+def _lock_run(run_id: int) -> Run | None:
+    return (
+        Run.objects.select_for_update()
+        .only("status", "concurrency", "failure_limit", "cancel_requested_at", "revision")
+        .filter(pk=run_id)
+        .first()
+    )
 
 
 def _bump(run_id: int, target_ids: Sequence[int]) -> None:
-    """Give the changed targets a new run revision (inside the caller's transaction)."""
+    """Give the changed targets a new run revision (the Run row is locked by the caller)."""
     Run.objects.filter(pk=run_id).update(revision=F("revision") + 1)
     revision = Run.objects.values_list("revision", flat=True).get(pk=run_id)
     RunTarget.objects.filter(pk__in=target_ids).update(revision=revision)
 
 
-def run_status_refresh(*, run_id: int) -> str:
-    """Derive the run's status from its targets' and store it (with the finish time)."""
+def _recount_locked(run_id: int) -> str:
     counts = Counter(
         dict(
             RunTarget.objects.filter(run_id=run_id)
@@ -620,19 +659,22 @@ def run_status_refresh(*, run_id: int) -> str:
         )
     )
     status = run_status_from_targets(counts)
-    finished = status not in (RunStatus.QUEUED, RunStatus.RUNNING)
-    with transaction.atomic():
-        Run.objects.filter(pk=run_id).exclude(status=status).update(status=status)
-        if finished:
-            Run.objects.filter(pk=run_id, finished_at__isnull=True).update(
-                finished_at=timezone.now()
-            )
-        Run.objects.filter(pk=run_id).update(revision=F("revision") + 1)
+    fields: dict[str, Any] = {"status": status, "revision": F("revision") + 1}
+    Run.objects.filter(pk=run_id).update(**fields)
+    if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        Run.objects.filter(pk=run_id, finished_at__isnull=True).update(finished_at=timezone.now())
     return status
 
 
-def targets_finish_queued(*, run_id: int, status: str, error: str) -> int:
-    """End every still-queued target of the run (cancel, failure limit)."""
+def run_status_refresh(*, run_id: int) -> str:
+    """Derive the run's status from its targets' and store it (with the finish time)."""
+    with transaction.atomic():
+        if _lock_run(run_id) is None:
+            return RunStatus.CANCELLED
+        return _recount_locked(run_id)
+
+
+def _finish_queued_locked(*, run_id: int, status: str, error: str) -> int:
     ids = list(
         RunTarget.objects.filter(run_id=run_id, status=TargetStatus.QUEUED).values_list(
             "id", flat=True
@@ -640,37 +682,115 @@ def targets_finish_queued(*, run_id: int, status: str, error: str) -> int:
     )
     if not ids:
         return 0
-    with transaction.atomic():
-        count = RunTarget.objects.filter(pk__in=ids, status=TargetStatus.QUEUED).update(
-            status=status, error=error, finished_at=timezone.now()
-        )
-        _bump(run_id, ids)
+    count = RunTarget.objects.filter(pk__in=ids, status=TargetStatus.QUEUED).update(
+        status=status, error=error, finished_at=timezone.now()
+    )
+    _bump(run_id, ids)
     return count
 
 
-def run_target_claim(*, target_id: int, worker: str) -> bool:
-    """Queued → connecting, for exactly one worker. False if it was cancelled or taken."""
+def targets_finish_queued(*, run_id: int, status: str, error: str) -> int:
+    """End every still-queued target of the run (cancel, failure limit)."""
+    with transaction.atomic():
+        if _lock_run(run_id) is None:
+            return 0
+        count = _finish_queued_locked(run_id=run_id, status=status, error=error)
+        if count:
+            _recount_locked(run_id)
+    return count
+
+
+def run_targets_claim(
+    *, run_id: int, target_ids: Sequence[int], worker: str, want: int
+) -> tuple[list[int], list[int]]:
+    """Queued → connecting for up to `want` of `target_ids`, within the run-wide limit.
+
+    Under the Run lock: the run's connecting and running targets are counted, and
+    only `concurrency` minus that many are claimed, whichever shard or worker asks.
+    Returns (claimed ids, ids still queued and not claimed). A run that is
+    cancelled or finished claims nothing; a target already taken or ended is in
+    neither list.
+    """
     now = timezone.now()
     with transaction.atomic():
-        claimed = RunTarget.objects.filter(pk=target_id, status=TargetStatus.QUEUED).update(
-            status=TargetStatus.CONNECTING, heartbeat_at=now, worker=worker[:255]
+        run = _lock_run(run_id)
+        if run is None or run.is_finished or run.cancel_requested_at is not None:
+            return [], []
+        queued = list(
+            RunTarget.objects.filter(
+                run_id=run_id, pk__in=list(target_ids), status=TargetStatus.QUEUED
+            )
+            .order_by("id")
+            .values_list("id", flat=True)
         )
+        active = RunTarget.objects.filter(run_id=run_id, status__in=ACTIVE_STATUSES).count()
+        room = max(0, min(want, run.concurrency - active))
+        claimed, rest = queued[:room], queued[room:]
         if claimed:
-            run_id = RunTarget.objects.values_list("run_id", flat=True).get(pk=target_id)
-            Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING)
-            _bump(run_id, [target_id])
+            RunTarget.objects.filter(pk__in=claimed).update(
+                status=TargetStatus.CONNECTING, heartbeat_at=now, worker=worker[:255]
+            )
+            if run.status == RunStatus.QUEUED:
+                Run.objects.filter(pk=run_id).update(status=RunStatus.RUNNING)
+            _bump(run_id, claimed)
+    return claimed, rest
+
+
+def run_target_claim(*, target_id: int, worker: str) -> bool:
+    """Claim one target (see run_targets_claim). False if it was cancelled, taken or
+    the run's concurrency limit is reached."""
+    run_id = RunTarget.objects.values_list("run_id", flat=True).get(pk=target_id)
+    claimed, _ = run_targets_claim(run_id=run_id, target_ids=[target_id], worker=worker, want=1)
     return bool(claimed)
 
 
-def run_target_running(*, target_id: int) -> None:
+def run_targets_hold(*, run_id: int, target_ids: Sequence[int], worker: str) -> list[int]:
+    """A shard takes its queued targets: heartbeat and worker set, still queued.
+
+    From then on the shard's heartbeat covers them, so the reaper can tell a queued
+    target whose worker died (stale heartbeat) from one still waiting in the broker
+    (no heartbeat). A target another live shard holds (fresh heartbeat) is left to
+    it: a task the broker delivered again while its first delivery still runs
+    takes nothing. Returns the ids this shard now holds.
+    """
+    cutoff = timezone.now() - conf.worker_lost_after()
+    with transaction.atomic():
+        if _lock_run(run_id) is None:
+            return []
+        queued = RunTarget.objects.filter(
+            Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff),
+            run_id=run_id,
+            pk__in=list(target_ids),
+            status=TargetStatus.QUEUED,
+        )
+        ids = list(queued.order_by("id").values_list("id", flat=True))
+        RunTarget.objects.filter(pk__in=ids).update(
+            heartbeat_at=timezone.now(), worker=worker[:255]
+        )
+        return ids
+
+
+def run_targets_running(*, run_id: int, target_ids: Sequence[int]) -> None:
+    """Connecting → running for these targets (one statement for many)."""
     now = timezone.now()
     with transaction.atomic():
-        updated = RunTarget.objects.filter(pk=target_id, status=TargetStatus.CONNECTING).update(
-            status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
+        if _lock_run(run_id) is None:
+            return
+        ids = list(
+            RunTarget.objects.filter(
+                run_id=run_id, pk__in=list(target_ids), status=TargetStatus.CONNECTING
+            ).values_list("id", flat=True)
         )
-        if updated:
-            run_id = RunTarget.objects.values_list("run_id", flat=True).get(pk=target_id)
-            _bump(run_id, [target_id])
+        if ids:
+            RunTarget.objects.filter(pk__in=ids).update(
+                status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
+            )
+            _bump(run_id, ids)
+
+
+def run_target_running(*, target_id: int) -> None:
+    run_id = RunTarget.objects.values_list("run_id", flat=True).get(pk=target_id)
+    run_targets_running(run_id=run_id, target_ids=[target_id])
 
 
 def run_target_finish(
@@ -685,37 +805,130 @@ def run_target_finish(
 ) -> bool:
     """End a target (with its last output). A target already ended elsewhere
     (reaped as worker_lost, cancelled while queued) keeps that ending."""
+    run_id = RunTarget.objects.values_list("run_id", flat=True).get(pk=target_id)
+    return run_targets_finish(
+        run_id=run_id,
+        endings=[
+            TargetEnding(
+                target_id=target_id,
+                status=status,
+                exit_code=exit_code,
+                error=error,
+                chunks=list(chunks),
+                output_bytes=output_bytes,
+                truncated=truncated,
+            )
+        ],
+    ) == [target_id]
+
+
+class TargetEnding:
+    """How one target ended, with its last output (see run_targets_finish)."""
+
+    __slots__ = ("chunks", "error", "exit_code", "output_bytes", "status", "target_id", "truncated")
+
+    def __init__(
+        self,
+        *,
+        target_id: int,
+        status: str,
+        exit_code: int | None = None,
+        error: str = "",
+        chunks: Sequence[tuple[str, str]] = (),
+        output_bytes: int | None = None,
+        truncated: bool | None = None,
+    ) -> None:
+        self.target_id = target_id
+        self.status = status
+        self.exit_code = exit_code
+        self.error = error
+        self.chunks = list(chunks)
+        self.output_bytes = output_bytes
+        self.truncated = truncated
+
+
+def run_targets_finish(*, run_id: int, endings: Sequence[TargetEnding]) -> list[int]:
+    """End many targets of one run in one transaction, under the Run lock: store
+    their last output, set their endings, apply the run's failure limit and
+    recount the run. Returns the ids that were ended here (not already ended)."""
     now = timezone.now()
     with transaction.atomic():
-        if chunks:
-            output_chunks_store(
-                target_id=target_id, chunks=chunks, output_bytes=output_bytes, truncated=truncated
-            )
-        target = RunTarget.objects.select_for_update().get(pk=target_id)
-        if target.status not in ACTIVE_STATUSES:
-            return False
-        target.status = status
-        target.exit_code = exit_code
-        target.error = error[:10_000]
-        target.finished_at = now
-        if target.started_at is None:
-            target.started_at = now
-        target.save(update_fields=["status", "exit_code", "error", "finished_at", "started_at"])
-        _bump(target.run_id, [target_id])
-        run = Run.objects.only("failure_limit").get(pk=target.run_id)
-    if status in FAILED_STATUSES and run.failure_limit:
-        failures = RunTarget.objects.filter(
-            run_id=target.run_id, status__in=FAILED_STATUSES
-        ).count()
-        if failures >= run.failure_limit:
-            targets_finish_queued(
-                run_id=target.run_id,
-                status=TargetStatus.CANCELLED,
-                error=f"Skipped: the run stopped after {failures} failed targets "
-                f"(limit {run.failure_limit}).",
-            )
-    run_status_refresh(run_id=target.run_id)
-    return True
+        run = _lock_run(run_id)
+        if run is None:
+            return []
+        _store_locked(
+            {
+                e.target_id: (e.chunks, e.output_bytes, e.truncated)
+                for e in endings
+                if e.chunks or e.output_bytes is not None
+            }
+        )
+        by_id = {e.target_id: e for e in endings}
+        targets = list(
+            RunTarget.objects.filter(run_id=run_id, pk__in=list(by_id), status__in=ACTIVE_STATUSES)
+        )
+        for target in targets:
+            ending = by_id[target.pk]
+            target.status = ending.status
+            target.exit_code = ending.exit_code
+            target.error = ending.error[:10_000]
+            target.finished_at = now
+            if target.started_at is None:
+                target.started_at = now
+        RunTarget.objects.bulk_update(
+            targets, ["status", "exit_code", "error", "finished_at", "started_at"]
+        )
+        ended = [t.pk for t in targets]
+        if not ended:
+            return []
+        _bump(run_id, ended)
+        if run.failure_limit and any(t.status in FAILED_STATUSES for t in targets):
+            failures = RunTarget.objects.filter(run_id=run_id, status__in=FAILED_STATUSES).count()
+            if failures >= run.failure_limit:
+                _finish_queued_locked(
+                    run_id=run_id,
+                    status=TargetStatus.CANCELLED,
+                    error=f"Skipped: the run stopped after {failures} failed targets "
+                    f"(limit {run.failure_limit}).",
+                )
+        _recount_locked(run_id)
+    return ended
+
+
+def _store_locked(
+    batch: Mapping[int, tuple[Sequence[tuple[str, str]], int | None, bool | None]],
+) -> None:
+    """Append output for many targets: one read of their sequence numbers, one insert."""
+    if not batch:
+        return
+    now = timezone.now()
+    last = dict(RunTarget.objects.filter(pk__in=list(batch)).values_list("id", "last_seq"))
+    rows: list[OutputChunk] = []
+    for target_id, (chunks, output_bytes, truncated) in batch.items():
+        if target_id not in last:
+            continue
+        seq = last[target_id]
+        rows += [
+            OutputChunk(run_target_id=target_id, seq=seq + i, stream=s, data=d, created_at=now)
+            for i, (s, d) in enumerate(chunks, start=1)
+        ]
+        fields: dict[str, Any] = {"last_seq": seq + len(chunks), "heartbeat_at": now}
+        if output_bytes is not None:
+            fields["output_bytes"] = output_bytes
+        if truncated is not None:
+            fields["truncated"] = truncated
+        RunTarget.objects.filter(pk=target_id).update(**fields)
+    OutputChunk.objects.bulk_create(rows)
+
+
+def output_chunks_store_many(
+    *, run_id: int, batch: Mapping[int, tuple[Sequence[tuple[str, str]], int | None, bool | None]]
+) -> None:
+    """Append output for many targets of one run in one transaction (the flusher)."""
+    with transaction.atomic():
+        if _lock_run(run_id) is None:
+            return
+        _store_locked(batch)
 
 
 def output_chunks_store(
@@ -728,32 +941,66 @@ def output_chunks_store(
     """Append (stream, text) chunks to a target's output with the next sequence numbers."""
     if not chunks:
         return 0
-    now = timezone.now()
+    run_id = RunTarget.objects.values_list("run_id", flat=True).get(pk=target_id)
+    output_chunks_store_many(run_id=run_id, batch={target_id: (chunks, output_bytes, truncated)})
+    return int(RunTarget.objects.values_list("last_seq", flat=True).get(pk=target_id))
+
+
+def run_targets_heartbeat(*, target_ids: Sequence[int], run_id: int | None = None) -> None:
+    """The shard is alive: for its active targets and the queued ones it holds."""
+    ids = list(target_ids)
+    if not ids:
+        return
+    if run_id is None:
+        run_id = RunTarget.objects.values_list("run_id", flat=True).filter(pk=ids[0]).first()
+        if run_id is None:
+            return
     with transaction.atomic():
-        last = (
-            RunTarget.objects.select_for_update()
-            .values_list("last_seq", flat=True)
-            .get(pk=target_id)
-        )
-        OutputChunk.objects.bulk_create(
-            [
-                OutputChunk(run_target_id=target_id, seq=last + i, stream=s, data=d, created_at=now)
-                for i, (s, d) in enumerate(chunks, start=1)
-            ]
-        )
-        fields: dict[str, Any] = {"last_seq": last + len(chunks), "heartbeat_at": now}
-        if output_bytes is not None:
-            fields["output_bytes"] = output_bytes
-        if truncated is not None:
-            fields["truncated"] = truncated
-        RunTarget.objects.filter(pk=target_id).update(**fields)
-    return last + len(chunks)
+        if _lock_run(run_id) is None:
+            return
+        RunTarget.objects.filter(
+            run_id=run_id, pk__in=ids, status__in=(*ACTIVE_STATUSES, TargetStatus.QUEUED)
+        ).update(heartbeat_at=timezone.now())
 
 
-def run_targets_heartbeat(*, target_ids: Sequence[int]) -> None:
-    RunTarget.objects.filter(pk__in=target_ids, status__in=ACTIVE_STATUSES).update(
-        heartbeat_at=timezone.now()
-    )
+def run_shard_flush(
+    *,
+    run_id: int,
+    outputs: Mapping[int, tuple[Sequence[tuple[str, str]], int | None, bool | None]],
+    running_ids: Sequence[int] = (),
+    endings: Sequence[TargetEnding] = (),
+    heartbeat_ids: Sequence[int] = (),
+) -> bool:
+    """Everything a shard has to write since its last flush, in one transaction
+    under the Run lock: output of many targets, targets now running, targets
+    ended (with the failure limit and the recount), heartbeats. Returns whether
+    the run's cancel was requested, so the shard needs no separate poll."""
+    with transaction.atomic():
+        run = _lock_run(run_id)
+        if run is None:
+            return True
+        _store_locked(outputs)
+        now = timezone.now()
+        if running_ids:
+            ids = list(
+                RunTarget.objects.filter(
+                    run_id=run_id, pk__in=list(running_ids), status=TargetStatus.CONNECTING
+                ).values_list("id", flat=True)
+            )
+            if ids:
+                RunTarget.objects.filter(pk__in=ids).update(
+                    status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
+                )
+                _bump(run_id, ids)
+        if endings:
+            run_targets_finish(run_id=run_id, endings=endings)
+        if heartbeat_ids:
+            RunTarget.objects.filter(
+                run_id=run_id,
+                pk__in=list(heartbeat_ids),
+                status__in=(*ACTIVE_STATUSES, TargetStatus.QUEUED),
+            ).update(heartbeat_at=now)
+        return run.cancel_requested_at is not None
 
 
 def run_cancel_requested(*, run_id: int) -> bool:
@@ -761,32 +1008,64 @@ def run_cancel_requested(*, run_id: int) -> bool:
 
 
 def run_targets_reap(*, now: datetime | None = None, stale_after: timedelta | None = None) -> int:
-    """End targets whose worker stopped reporting as worker_lost (output so far is kept)."""
+    """Recover what a dead worker held (output so far is kept).
+
+    Active targets whose heartbeat went stale end as worker_lost (whether the
+    script finished on the server is unknown). Queued targets a shard had taken
+    (heartbeat set) whose heartbeat went stale are queued again for another
+    worker: their task died with the worker. Returns how many targets were ended
+    or queued again.
+    """
     now = now or timezone.now()
     cutoff = now - (stale_after or conf.worker_lost_after())
-    stale = RunTarget.objects.filter(status__in=ACTIVE_STATUSES).filter(
+    lost = Q(status__in=ACTIVE_STATUSES) & (
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
     )
-    by_run: dict[int, list[int]] = {}
-    for target_id, run_id in stale.values_list("id", "run_id"):
-        by_run.setdefault(run_id, []).append(target_id)
-    for run_id, ids in by_run.items():
+    orphaned = Q(status=TargetStatus.QUEUED, heartbeat_at__lt=cutoff)
+    run_ids = set(RunTarget.objects.filter(lost | orphaned).values_list("run_id", flat=True))
+    total = 0
+    for run_id in sorted(run_ids):
         with transaction.atomic():
-            RunTarget.objects.filter(pk__in=ids, status__in=ACTIVE_STATUSES).update(
-                status=TargetStatus.WORKER_LOST,
-                finished_at=now,
-                error="The worker running this target stopped responding "
-                f"(no heartbeat since {cutoff:%H:%M:%S} UTC). Output received until then is kept; "
-                "whether the script finished on the server is unknown.",
+            run = _lock_run(run_id)
+            if run is None:
+                continue
+            lost_ids = list(
+                RunTarget.objects.filter(lost, run_id=run_id).values_list("id", flat=True)
             )
-            _bump(run_id, ids)
-            run = Run.objects.select_related("team").get(pk=run_id)
-            audit_record(
-                actor=None,
-                team=run.team,
-                verb="run.targets_lost",
-                target=run,
-                data={"targets": len(ids)},
+            requeue_ids = list(
+                RunTarget.objects.filter(orphaned, run_id=run_id).values_list("id", flat=True)
             )
-        run_status_refresh(run_id=run_id)
-    return sum(len(ids) for ids in by_run.values())
+            if lost_ids:
+                RunTarget.objects.filter(pk__in=lost_ids).update(
+                    status=TargetStatus.WORKER_LOST,
+                    finished_at=now,
+                    error="The worker running this target stopped responding "
+                    f"(no heartbeat since {cutoff:%H:%M:%S} UTC). Output received until then "
+                    "is kept; whether the script finished on the server is unknown.",
+                )
+                _bump(run_id, lost_ids)
+            if requeue_ids:
+                RunTarget.objects.filter(pk__in=requeue_ids).update(heartbeat_at=None, worker="")
+                _bump(run_id, requeue_ids)
+                transaction.on_commit(partial(_enqueue_shards, run_id, list(requeue_ids)))
+            _recount_locked(run_id)
+            full = Run.objects.select_related("team").get(pk=run_id)
+            team = full.team
+            if lost_ids:
+                audit_record(
+                    actor=None,
+                    team=team,
+                    verb="run.targets_lost",
+                    target=full,
+                    data={"targets": len(lost_ids)},
+                )
+            if requeue_ids:
+                audit_record(
+                    actor=None,
+                    team=team,
+                    verb="run.targets_requeued",
+                    target=full,
+                    data={"targets": len(requeue_ids)},
+                )
+        total += len(lost_ids) + len(requeue_ids)
+    return total

@@ -332,6 +332,17 @@ if not BROKER_URL:
         "control_folder": str(_queue / "control"),
         "polling_interval": 0.1,
     }
+else:
+    # Tasks are acknowledged when they end (acks_late), so Redis hands a task whose
+    # worker died to another worker after this many seconds. A shard longer than
+    # that is delivered again while it still runs; the copy finds its targets held
+    # by a live shard (fresh heartbeat) and ends at once, so this bound need not
+    # fit the longest shard: what a dead worker held is recovered by the reaper
+    # (docs/actions.md, "Worker loss"), and this covers a task taken but not yet
+    # started.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("PIPETOWER_BROKER_VISIBILITY_TIMEOUT", 90),
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -478,6 +489,7 @@ API_PAGE_SIZE = 50
 ACTIONS_OUTPUT_LIMIT_BYTES = env_int("PIPETOWER_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024)
 ACTIONS_SHARD_SIZE = env_int("PIPETOWER_RUN_SHARD_SIZE", 100)
 ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFTER", 60))
+ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
 ACTIONS_LIVE_WAITERS = env_int("PIPETOWER_LIVE_WAITERS", 2)
 API_RATE_LIMIT = "600/m"  # API requests per person
 

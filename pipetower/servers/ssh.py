@@ -97,22 +97,30 @@ class ConnectionSpec:
         return f"{self.username}@{host}:{self.port}"
 
 
-def connection_spec_for(server: Server) -> ConnectionSpec:
+def connection_spec_for(server: Server, cache: dict[Any, Any] | None = None) -> ConnectionSpec:
     """Build the spec for a server: reads its team's keys and settings, decrypts secrets.
 
     Raises SshError ("key_format" or "auth_failed") when the server's
-    credentials are missing or unreadable.
+    credentials are missing or unreadable. With a `cache` (a dict the caller
+    keeps, e.g. for one shard of a run) the team's keys are read, decrypted and
+    parsed once, and its settings read once, for all its servers.
     """
     from pipetower.servers.keys import load_private_key
     from pipetower.servers.models import Server
-    from pipetower.servers.selectors import team_server_settings_get, team_ssh_keys_active
+    from pipetower.servers.selectors import team_ssh_keys_active
 
     client_keys: tuple[asyncssh.SSHKey, ...] = ()
     password: str | None = None
     if server.auth_method == Server.AuthMethod.TEAM_KEY:
-        client_keys = tuple(
-            load_private_key(key.private_key) for key in team_ssh_keys_active(team=server.team)
-        )
+        cache_key = ("team_keys", server.team_id)
+        if cache is not None and cache_key in cache:
+            client_keys = cache[cache_key]
+        else:
+            client_keys = tuple(
+                load_private_key(key.private_key) for key in team_ssh_keys_active(team=server.team)
+            )
+            if cache is not None:
+                cache[cache_key] = client_keys
         if not client_keys:
             raise SshError(
                 "auth_failed",
@@ -134,8 +142,20 @@ def connection_spec_for(server: Server) -> ConnectionSpec:
         client_keys=client_keys,
         password=password,
         pinned_host_keys=server.pinned_host_keys,
-        trust_on_first_use=team_server_settings_get(team=server.team).trust_on_first_use,
+        trust_on_first_use=_trust_on_first_use(server, cache),
     )
+
+
+def _trust_on_first_use(server: Server, cache: dict[Any, Any] | None) -> bool:
+    from pipetower.servers.selectors import team_server_settings_get
+
+    cache_key = ("trust_on_first_use", server.team_id)
+    if cache is not None and cache_key in cache:
+        return bool(cache[cache_key])
+    value = team_server_settings_get(team=server.team).trust_on_first_use
+    if cache is not None:
+        cache[cache_key] = value
+    return value
 
 
 # --- handshake limits ----------------------------------------------------------
@@ -294,8 +314,15 @@ async def _open(
     pins: list[asyncssh.SSHKey],
     connect_timeout: float,
     address: str,
+    keepalive_interval: float = 0,
+    keepalive_count_max: int = 3,
 ) -> asyncssh.SSHClientConnection:
     options = _base_options(connect_timeout=connect_timeout)
+    if keepalive_interval > 0:
+        # A host that stops answering (frozen, cable pulled) is noticed after
+        # about interval x count_max seconds instead of at the script's timeout.
+        options["keepalive_interval"] = keepalive_interval
+        options["keepalive_count_max"] = keepalive_count_max
     return await asyncssh.connect(
         address,
         spec.port,
@@ -318,8 +345,13 @@ async def ssh_connect(
     *,
     connect_timeout: float = 10.0,
     on_first_use: Callable[[str], None] | None = None,
+    keepalive_interval: float = 0,
+    keepalive_count_max: int = 3,
 ) -> asyncssh.SSHClientConnection:
     """Open an authenticated connection whose host key matches the pin.
+
+    With `keepalive_interval` > 0 the connection sends SSH keepalives and closes
+    itself (ConnectionLost) when `keepalive_count_max` in a row go unanswered.
 
     `on_first_use(key_line)` is called (synchronously, on the event loop) when
     trust on first use accepted an unpinned key, once the key exchange has
@@ -340,7 +372,15 @@ async def ssh_connect(
         gate = _Gate(pinned=bool(pins), trust_on_first_use=spec.trust_on_first_use)
         try:
             async with semaphore:
-                conn = await _open(spec, gate, pins, connect_timeout, address)
+                conn = await _open(
+                    spec,
+                    gate,
+                    pins,
+                    connect_timeout,
+                    address,
+                    keepalive_interval,
+                    keepalive_count_max,
+                )
         except _RETRYABLE as exc:
             if "timeout" in str(exc).lower():
                 raise _timeout_error(spec, connect_timeout) from None

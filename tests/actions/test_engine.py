@@ -293,3 +293,22 @@ def test_a_target_already_taken_by_another_worker_is_not_run_twice(user, ssh_ser
     run = execute(start(make_action("echo once"), user, [ssh_server]))
     run = execute(run)  # a redelivered task finds nothing queued
     assert output_of(run.targets.get()) == "once\n"
+
+
+def test_the_remote_program_starts_only_a_watcher_beside_the_script(user, ssh_server, make_action):
+    """On the server: the `sh` reading the program has two children, the script and
+    the watcher that stops it on cancel; nothing else (no temporary file helpers)."""
+    script = 'ps -o comm= --ppid "$PPID" | sort | tr "\\n" " "; echo; ps -o comm= -p "$PPID"'
+    run = execute(start(make_action(script), user, [ssh_server]))
+    children, parent = output_of(run.targets.get(), "stdout").splitlines()
+    assert parent.strip() == "sh"
+    assert children.split() == ["bash", "sh"]  # the script (bash -c) and the watcher
+
+
+def test_a_script_too_large_for_one_argument_still_runs(user, ssh_server, make_action, settings):
+    filler = "# " + "x" * 1000 + "\n"
+    script = filler * 120 + "echo large script ran\n"  # about 120 KB
+    run = execute(start(make_action(script), user, [ssh_server]))
+    target = run.targets.get()
+    assert target.status == TargetStatus.SUCCEEDED
+    assert output_of(target, "stdout") == "large script ran\n"

@@ -148,11 +148,19 @@ def test_the_remote_program_quotes_values_and_never_puts_them_in_the_script():
     )
     assert "export PT_PARAM_X='$(reboot)'\"'\"''" in program
     assert program.count("$(reboot)") == 1
-    assert 'cat > "$__pt_d/script" <<\'__END__\'\necho "$PT_PARAM_X"\n__END__\n' in program
+    # A plain script is one quoted argument of bash -c: no temporary file, no
+    # mktemp, cat, chmod or rm processes on the server.
+    assert "__pt_s='echo \"$PT_PARAM_X\"'\n" in program
+    assert "mktemp" not in program and "rm -rf" not in program
+
+
+def test_a_shebang_script_goes_through_a_private_file_with_a_quoted_here_document():
+    program = engine.remote_program(script="#!/bin/sh\necho hi", env={}, delimiter="__END__")
+    assert "cat > \"$__pt_d/script\" <<'__END__'\n#!/bin/sh\necho hi\n__END__\n" in program
 
 
 def test_a_script_line_equal_to_the_delimiter_gets_another_delimiter():
-    program = engine.remote_program(script="x\n__END__\ny", env={}, delimiter="__END__")
+    program = engine.remote_program(script="#!/bin/sh\nx\n__END__\ny", env={}, delimiter="__END__")
     assert "<<'__END__'" not in program
 
 
@@ -343,3 +351,58 @@ def test_role_needed_is_named_in_the_refusal(team, make_member, server, make_act
     viewer = make_member(Role.VIEWER)
     with pytest.raises(NotAllowed, match="Your role is Viewer"):
         services.action_update(action=make_action(), actor=viewer, name="x")
+
+
+def test_a_task_delivered_again_while_its_shard_lives_takes_nothing(user, server, make_action):
+    run = services.run_start(action=make_action(), actor=user, server_ids=[server.pk])
+    ids = list(run.targets.values_list("pk", flat=True))
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w1") == ids
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w2") == []
+    # Also on another process of the same worker (prefork children share its name).
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w1") == []
+    RunTarget.objects.filter(pk__in=ids).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert services.run_targets_hold(run_id=run.pk, target_ids=ids, worker="w2") == ids
+
+
+def test_the_reaper_queues_again_the_queued_targets_of_a_dead_shard(
+    user, server, make_action, django_capture_on_commit_callbacks
+):
+    run = services.run_start(action=make_action(), actor=user, server_ids=[server.pk])
+    target = run.targets.get()
+    services.run_targets_hold(run_id=run.pk, target_ids=[target.pk], worker="w1")
+    assert services.run_targets_reap() == 0  # a live shard's queued target stays put
+    RunTarget.objects.filter(pk=target.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.run_targets_reap() == 1
+    assert len(callbacks) == 1  # a new shard task for it
+    target.refresh_from_db()
+    assert (target.status, target.heartbeat_at, target.worker) == (TargetStatus.QUEUED, None, "")
+    assert services.run_targets_reap() == 0  # waiting in the broker now: left alone
+
+
+def test_a_shard_claims_many_targets_with_the_team_key_parsed_once(team, user, make_action):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.actions.conftest import pinned_server
+
+    def claim(count: int) -> tuple[int, list]:
+        servers = [pinned_server(team, f"n{count}-{i}", port=9) for i in range(count)]
+        run = services.run_start(
+            action=make_action(concurrency=100), actor=user, server_ids=[s.pk for s in servers]
+        )
+        ids = list(run.targets.values_list("pk", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            claimed, rest = engine._claim(
+                run_id=run.pk, target_ids=ids, worker="w", want=100, cache={}
+            )
+        assert rest == [] and len(claimed) == count
+        return len(queries), [spec for _, spec, _ in claimed]
+
+    claim(1)  # first reads create the team's settings row
+    few, _ = claim(2)
+    many, specs = claim(12)
+    assert many == few  # no query per target
+    assert all(spec.client_keys is specs[0].client_keys for spec in specs)  # parsed once

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Worker:
-    def __init__(self, broker_url: str = "") -> None:
+    def __init__(self, broker_url: str = "", *, wait: bool = True) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.actions.worker_settings"}
         env["PIPETOWER_DATA_DIR"] = str(django_settings.DATA_DIR)
         if broker_url:
@@ -58,7 +58,11 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
         while "ready." not in self.output():
             assert self.process.poll() is None, self.output()
             assert time.monotonic() < deadline, self.output()
@@ -186,3 +190,48 @@ def test_the_scheduler_runs_the_reaper_often_enough_for_a_bounded_detection():
     assert entry["task"] == "pipetower.actions.tasks.run_targets_reap_task"
     bound = django_settings.ACTIONS_WORKER_LOST_AFTER + timedelta(seconds=entry["schedule"])
     assert bound <= timedelta(seconds=90)
+
+
+def test_a_run_whose_whole_worker_is_killed_resumes_on_another_worker_within_the_bound(
+    team, user, sshd, make_action, tasks_queued, settings
+):
+    """Concurrency 1, four servers, one shard: the worker is SIGKILLed while the first
+    script runs. The reaper (here every 0.2 s instead of the scheduler's 15 s) ends
+    that target as worker_lost with its output, queues the three it held again, and
+    a second worker finishes them: a final state within the stated bound."""
+    purge_filesystem_queue()
+    lost_after = 2.0
+    settings.ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=lost_after)
+    servers = [add_server(team, user, sshd, name=f"web-{i}") for i in range(4)]
+    action = make_action('echo "started $PT_SERVER_NAME"; sleep 1; echo finished', concurrency=1)
+    first = Worker()
+    try:
+        run = services.run_start(action=action, actor=user, server_ids=[s.pk for s in servers])
+        wait_for(lambda: OutputChunk.objects.filter(run_target__run=run).exists(), what="output")
+        first.kill()
+    finally:
+        first.stop()
+    killed_at = time.monotonic()
+    second = Worker(wait=False)  # starts while the reaper runs
+    try:
+        recovered_at = None
+        while Run.objects.get(pk=run.pk).status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+            assert time.monotonic() - killed_at < 60, "the run did not end"
+            if run_targets_reap_task() and recovered_at is None:
+                recovered_at = time.monotonic()
+            time.sleep(0.2)
+        finished_at = time.monotonic()
+    finally:
+        second.stop()
+    assert recovered_at is not None
+    # Recovery takes the heartbeat timeout plus one reaper interval (and a heartbeat).
+    assert recovered_at - killed_at <= lost_after + 1.5
+    assert finished_at - killed_at <= lost_after + 20
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    statuses = sorted(run.targets.values_list("status", flat=True))
+    assert statuses == [TargetStatus.SUCCEEDED] * 3 + [TargetStatus.WORKER_LOST]
+    lost = run.targets.get(status=TargetStatus.WORKER_LOST)
+    assert output_of(lost) == f"started {lost.server_name}\n"  # kept
+    for target in run.targets.filter(status=TargetStatus.SUCCEEDED):
+        assert output_of(target) == f"started {target.server_name}\nfinished\n"
