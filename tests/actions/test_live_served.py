@@ -8,12 +8,8 @@ answers while they wait.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,38 +19,12 @@ from django.test import Client
 from pipetower.actions import services
 from pipetower.actions.models import Run, RunTarget, TargetStatus
 from pipetower.api.services import api_token_create
-from tests.core._ops import free_port, get_json, pipetower_argv, wait_until
+from tests import webproc
+from tests.core._ops import get_json
+from tests.webproc import THREADS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-THREADS = 2  # request threads per web process: far fewer than the followers below
-
-
-@pytest.fixture
-def web() -> Iterator[str]:
-    """A real `pipetower web` (two processes) on the test database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.actions.worker_settings",
-        "PIPETOWER_DATA_DIR": str(django_settings.DATA_DIR),
-        "PIPETOWER_LOG_LEVEL": "WARNING",
-    }
-    argv = pipetower_argv(
-        "web", "--port", str(port), "--workers", "2", "--threads", str(THREADS), "--skip-checks"
-    )
-    process = subprocess.Popen(argv, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: get_json(f"{base}/healthz"), timeout=60, what="pipetower web")
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+web = webproc.web  # a real `pipetower web` process (fixture)
 
 
 def _running_run(team: Any, user: Any) -> tuple[Run, RunTarget]:
