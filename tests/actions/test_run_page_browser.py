@@ -71,13 +71,14 @@ def test_output_is_coloured_escaped_and_followed_live(
 
     services.output_chunks_store(target_id=target.pk, chunks=[("stdout", "arrived live\n")])
     page.locator(f"#output-{target.pk} pre >> text=arrived live").wait_for()
-    services.run_target_finish(target_id=target.pk, status=TargetStatus.SUCCEEDED, exit_code=0)
+    # The run ends: the page shows it, then reloads once to show the final buttons.
+    with page.expect_navigation():
+        services.run_target_finish(target_id=target.pk, status=TargetStatus.SUCCEEDED, exit_code=0)
     badge = page.locator(f"#target-row-{target.pk} .badge-run-succeeded")
     badge.wait_for()
     assert badge.inner_text() == "Succeeded"
     page.locator("#run-status .badge-run-succeeded").wait_for()
     # After the reload that shows the final state, the output is still complete, once.
-    page.wait_for_load_state("load")
     page.locator(f"#output-{target.pk} pre >> text=arrived live").wait_for()
     assert terminal.inner_text().count("arrived live") == 1
 

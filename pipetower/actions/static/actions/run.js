@@ -245,7 +245,7 @@
     source.onerror = function () {
       if (source) source.close();
       source = null;
-      if (!got && ++silentFailures >= 2) polling = true;
+      if (!got && ++silentFailures >= 3) polling = true;
       schedule(got ? 0 : 1000);
     };
   }
