@@ -188,7 +188,12 @@ class LiveHub:
                 self._compute, _compute_changes, run_id, revision, dict(cursor)
             )
             self._memo[key] = future
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.shield(future)
+        except Exception:
+            if self._memo.get(key) is future:  # a failed read is not kept for the next viewer
+                del self._memo[key]
+            raise
 
     # --- watching the database ---------------------------------------------------
     async def _poll_loop(self, postgres: bool) -> None:
