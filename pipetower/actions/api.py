@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from pipetower.actions import selectors, services
+from pipetower.actions import live, selectors, services
 from pipetower.actions.models import Action, Run, RunStatus
 from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
@@ -191,6 +191,12 @@ class RunChangesOut(Schema):
     targets: list[TargetOut]
     chunks: list[ChunkOut]
     more: list[int]
+    counts: dict[str, int] | None = Field(
+        None, description="Targets per status, when any target changed since `rev`."
+    )
+    retry_ms: int | None = Field(
+        None, description="Without waiting support, ask again after this many milliseconds."
+    )
 
 
 class OutputParams(Schema):
@@ -423,12 +429,20 @@ def run_changes(
     slug: str,
     run_id: int,
     query: Query[ChangesParams],
-) -> dict[str, Any]:
-    """Long-poll for what changed: target statuses since `rev`, output after `after`."""
+) -> HttpResponse:
+    """Long-poll for what changed: target statuses since `rev`, output after `after`.
+
+    With `wait`, the answer comes as soon as anything is new, or after that many
+    seconds with nothing; a waiting request holds no server thread.
+    """
     team = _membership(request, slug).team
     run = selectors.run_get(team=team, run_id=run_id)
-    return selectors.live_wait(
-        run=run, revision=query.rev, cursor=selectors.parse_cursor(query.after), wait=query.wait
+    return live.live_answer(
+        request,
+        run=run,
+        revision=query.rev,
+        cursor=selectors.parse_cursor(query.after),
+        wait=query.wait,
     )
 
 

@@ -53,16 +53,6 @@ def handshakes_per_host() -> int:
     return int(getattr(settings, "ACTIONS_HANDSHAKES_PER_HOST", 8))
 
 
-def live_waiters() -> int:
-    """Live-output requests that may hold a web thread at once (per web process).
-
-    Beyond this many, a live request answers at once and tells the page to come
-    back later: granian's WSGI threads are few (2 per core + 1), and a held
-    thread is one that cannot serve pages (docs/actions.md has the numbers).
-    """
-    return max(0, int(getattr(settings, "ACTIONS_LIVE_WAITERS", 2)))
-
-
 def keepalive_seconds() -> float:
     """SSH keepalive interval during a run; a host silent for 3 of them fails the target."""
     return float(getattr(settings, "ACTIONS_KEEPALIVE_SECONDS", 15.0))

@@ -4,7 +4,6 @@ another team's object are both 404."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -218,7 +217,7 @@ def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[
         chunks += [chunk_dict(c) for c in rows]
         if rows and rows[-1].seq < followed[tid]:
             more.append(tid)
-    return {
+    body: dict[str, Any] = {
         "revision": state["revision"],
         "run": {
             "status": state["status"],
@@ -228,27 +227,29 @@ def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[
         "chunks": chunks,
         "more": more,
     }
+    if state["revision"] > revision:
+        # The run page's summary line ("12 servers · 3 running · 9 succeeded").
+        body["counts"] = target_status_counts(run=run)
+    return body
 
 
-def live_wait(
-    *, run: Run, revision: int, cursor: Mapping[int, int], wait: float, interval: float = 0.25
-) -> dict[str, Any]:
-    """Long-poll: return as soon as something changed, or after `wait` seconds."""
-    deadline = time.monotonic() + max(0.0, wait)
-    while True:
-        changes = live_changes(run=run, revision=revision, cursor=cursor)
-        if changes is not None:
-            return changes
-        if time.monotonic() >= deadline:
-            state = Run.objects.values("revision", "status").get(pk=run.pk)
-            return {
-                "revision": revision,
-                "run": _run_state(state),
-                "targets": [],
-                "chunks": [],
-                "more": [],
-            }
-        time.sleep(interval)
+def live_now(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[str, Any]:
+    """What changed since the client's revision and cursor, or the unchanged state.
+
+    Never waits: waiting for new output happens on the event loop
+    (`pipetower/config/asgi.py`), not on a request thread.
+    """
+    changes = live_changes(run=run, revision=revision, cursor=cursor)
+    if changes is not None:
+        return changes
+    state = Run.objects.values("revision", "status").get(pk=run.pk)
+    return {
+        "revision": revision,
+        "run": _run_state(state),
+        "targets": [],
+        "chunks": [],
+        "more": [],
+    }
 
 
 def output_text(*, targets: QuerySet[RunTarget] | list[RunTarget], headers: bool) -> Iterator[str]:

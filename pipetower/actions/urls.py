@@ -17,7 +17,6 @@ run_urlpatterns = [
     path("", views.run_list, name="list"),
     path("<int:run_id>/", views.run_detail, name="detail"),
     path("<int:run_id>/live", views.run_live, name="live"),
-    path("<int:run_id>/stream", views.run_stream, name="stream"),
     path("<int:run_id>/output.txt", views.run_download, name="download"),
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/rerun/", views.run_rerun, name="rerun"),

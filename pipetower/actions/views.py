@@ -1,14 +1,11 @@
-"""Pages for actions and runs, and the run page's live-output endpoints.
+"""Pages for actions and runs, and the run page's live-output endpoint.
 
-Live output is long-polled (`run_live`): docs/actions.md has the measurements
-that decided it against Server-Sent Events (`run_stream`, kept for comparison).
+Live output (`run_live`) waits on the event loop, not on a request thread:
+`pipetower/actions/live.py` and docs/actions.md ("Live output") say how.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Iterator
 
 from django.contrib import messages
@@ -24,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from pipetower.actions import conf, selectors, services
+from pipetower.actions import live, selectors, services
 from pipetower.actions.forms import (
     ActionForm,
     ParameterFormSet,
@@ -41,30 +38,6 @@ from pipetower.teams.permissions import team_view
 
 RUNS_PER_PAGE = 25
 LIVE_WAIT_MAX = 20.0
-# How the run page polls (docs/actions.md, "Live output", has the measurements):
-# a request may wait up to LIVE_WAIT seconds for something new, but only while
-# fewer than `conf.live_waiters()` requests of this process are waiting; the
-# others answer at once and ask the page to come back after LIVE_BUSY_RETRY_MS.
-LIVE_WAIT = 10.0
-LIVE_PAUSE_MS = 200
-LIVE_BUSY_RETRY_MS = 1000
-_waiting = 0
-_waiting_lock = threading.Lock()
-
-
-def _take_waiting_slot() -> bool:
-    global _waiting
-    with _waiting_lock:
-        if _waiting >= conf.live_waiters():
-            return False
-        _waiting += 1
-        return True
-
-
-def _release_waiting_slot() -> None:
-    global _waiting
-    with _waiting_lock:
-        _waiting -= 1
 
 
 def _role(request: HttpRequest) -> Role:
@@ -275,8 +248,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "chunks": reverse("runs:chunks", args=[team.slug, run.pk, 0]),
         "revision": 0,
         "finished": run.is_finished,
-        "wait": LIVE_WAIT,
-        "pause": LIVE_PAUSE_MS,
+        "created": run.created_at.isoformat(),
+        "total": len(targets),
     }
     return render(
         request,
@@ -308,56 +281,21 @@ def _revision_param(request: HttpRequest) -> int:
 @never_cache
 @team_view()
 def run_live(request: HttpRequest, run_id: int) -> JsonResponse:
-    """Long-poll: new chunks of the followed targets and changed statuses.
+    """New chunks of the followed targets and changed statuses (live.live_answer).
 
-    `?rev=N&after=TARGET:SEQ,...&wait=S` answers as soon as anything is new,
-    or after S seconds (at most 20) with nothing.
+    `?rev=N&after=TARGET:SEQ,...` answers what is new; with `&wait=S` (at most
+    20) it answers as soon as anything is new or after S seconds; with
+    `&stream=1` it streams every change as Server-Sent Events until the run ends.
     """
     run = selectors.run_get(team=request.team, run_id=run_id)  # type: ignore[attr-defined]
-    wait = _wait_param(request)
-    holding = wait > 0 and _take_waiting_slot()
-    try:
-        body = selectors.live_wait(
-            run=run,
-            revision=_revision_param(request),
-            cursor=selectors.parse_cursor(request.GET.get("after", "")),
-            wait=wait if holding else 0.0,
-        )
-    finally:
-        if holding:
-            _release_waiting_slot()
-    body["retry_ms"] = LIVE_PAUSE_MS if holding or wait == 0 else LIVE_BUSY_RETRY_MS
-    return JsonResponse(body)
-
-
-@never_cache
-@team_view()
-def run_stream(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The same changes as `run_live`, as Server-Sent Events (measured, not used by the page)."""
-    run = selectors.run_get(team=request.team, run_id=run_id)  # type: ignore[attr-defined]
-    revision = _revision_param(request)
-    cursor = selectors.parse_cursor(request.GET.get("after", ""))
-    limit = _wait_param(request) or LIVE_WAIT_MAX
-
-    def events() -> Iterator[str]:
-        nonlocal revision
-        deadline = time.monotonic() + limit
-        yield "retry: 1000\n\n"
-        while time.monotonic() < deadline:
-            changes = selectors.live_changes(run=run, revision=revision, cursor=cursor)
-            if changes is None:
-                time.sleep(0.1)
-                continue
-            revision = changes["revision"]
-            for chunk in changes["chunks"]:
-                cursor[chunk["target"]] = chunk["seq"]
-            yield f"data: {json.dumps(changes)}\n\n"
-            if changes["run"]["finished"] and not changes["more"]:
-                return
-
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["X-Accel-Buffering"] = "no"
-    return response  # type: ignore[return-value]
+    return live.live_answer(
+        request,
+        run=run,
+        revision=_revision_param(request),
+        cursor=selectors.parse_cursor(request.GET.get("after", "")),
+        wait=_wait_param(request),
+        stream=request.GET.get("stream") == "1",
+    )
 
 
 @never_cache

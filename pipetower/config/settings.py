@@ -490,7 +490,12 @@ ACTIONS_OUTPUT_LIMIT_BYTES = env_int("PIPETOWER_OUTPUT_LIMIT_BYTES", 10 * 1024 *
 ACTIONS_SHARD_SIZE = env_int("PIPETOWER_RUN_SHARD_SIZE", 100)
 ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFTER", 60))
 ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
-ACTIONS_LIVE_WAITERS = env_int("PIPETOWER_LIVE_WAITERS", 2)
+# Web processes of `pipetower web` and `pipetower serve` (0: one per CPU core).
+WEB_PROCESSES = env_int("PIPETOWER_WEB_PROCESSES", 0)
+if WEB_PROCESSES < 0:
+    raise ConfigurationError(
+        f"PIPETOWER_WEB_PROCESSES must be 0 (one per CPU core) or more, not {WEB_PROCESSES}."
+    )
 API_RATE_LIMIT = "600/m"  # API requests per person
 
 LOGGING = {

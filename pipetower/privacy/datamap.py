@@ -507,6 +507,9 @@ DATA_MAP: list[ModelDecl] = [
                 erasure="cascade",
             ),
             "host_key_pinned_by": _id("Who trusted the host key", WHILE_TEAM, erasure="anonymise"),
+            "check_requested_by": _id(
+                "Who asked for the connection test in progress", WHILE_TEAM, erasure="anonymise"
+            ),
             "created_by": _id("Who added the server", WHILE_TEAM, erasure="anonymise"),
         },
         not_personal={

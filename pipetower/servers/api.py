@@ -15,6 +15,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
+from pipetower.api.errors import error_response
 from pipetower.api.pagination import Page, PageParams, paginate
 from pipetower.api.schemas import Input
 from pipetower.servers import selectors, services
@@ -97,14 +98,22 @@ class ServerFilters(Schema):
 
 
 class CheckOut(Schema):
-    ok: bool
+    status: Literal["pending", "done", "none"] = Field(
+        ...,
+        description="pending: a test is queued or running (ask again); done: the fields "
+        "below are the last test's result; none: never tested.",
+    )
+    requested_at: datetime | None
+    ok: bool | None
     error: str
     title: str
     message: str
     hostname: str
     os: str
     uptime_seconds: int | None
-    host_key_pinned_now: bool
+    host_key_pinned_now: bool = Field(
+        ..., description="Trust on first use pinned the host key during the last test."
+    )
     offered_fingerprint: str
     server: ServerOut
 
@@ -277,28 +286,63 @@ def server_delete(request: HttpRequest, slug: str, server_id: int) -> Status[Non
     return Status(204, None)
 
 
-@router.post("/teams/{slug}/servers/{server_id}/check", response=with_errors({200: CheckOut}))
-def server_check(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
-    """Test the connection (operators and up): hostname, OS and uptime, or a specific error.
-
-    Without a pin (and without trust on first use) this only fetches the host
-    key: `offered_fingerprint` is then what an admin confirms with the pin call.
-    """
-    server = _server(request, slug, server_id)
-    outcome = services.server_check(server=server, actor=principal(request).user, request=request)
-    facts = outcome.facts
+def _check_out(server: Server) -> dict[str, Any]:
+    pending = server.check_pending
+    done = server.last_check_at is not None and not pending
+    first_use = (
+        server.host_key_pin_source == Server.PinSource.TRUST_ON_FIRST_USE
+        and server.check_requested_at is not None
+        and server.host_key_pinned_at is not None
+        and server.host_key_pinned_at >= server.check_requested_at
+    )
     return {
-        "ok": outcome.ok,
-        "error": outcome.error_kind,
-        "title": outcome.title,
-        "message": outcome.message,
-        "hostname": facts.hostname if facts else "",
-        "os": facts.os if facts else "",
-        "uptime_seconds": facts.uptime_seconds if facts else None,
-        "host_key_pinned_now": bool(outcome.first_use_key),
-        "offered_fingerprint": outcome.offered_fingerprint,
+        "status": "pending" if pending else ("done" if done else "none"),
+        "requested_at": server.check_requested_at,
+        "ok": server.last_check_ok if done else None,
+        "error": server.last_check_error if done else "",
+        "title": server.last_check_title if done else "",
+        "message": server.last_check_message if done else "",
+        "hostname": server.remote_hostname if done and server.last_check_ok else "",
+        "os": server.remote_os if done and server.last_check_ok else "",
+        "uptime_seconds": server.remote_uptime_seconds if done and server.last_check_ok else None,
+        "host_key_pinned_now": done and first_use,
+        "offered_fingerprint": server.offered_host_key_fingerprint if done else "",
         "server": server_out(server),
     }
+
+
+@router.post(
+    "/teams/{slug}/servers/{server_id}/check",
+    response=with_errors({202: CheckOut}, 401, 403, 404, 429),
+)
+def server_check(request: HttpRequest, slug: str, server_id: int) -> Status[dict[str, Any]]:
+    """Ask for a connection test (operators and up); it runs in the background.
+
+    Answers 202 at once; `GET` the same address until `status` is `done` for
+    the result: hostname, OS and uptime, or a specific error. Without a pin
+    (and without trust on first use) the test only fetches the host key:
+    `offered_fingerprint` is then what an admin confirms with the pin call.
+    One test per server at a time; at most 3 pending per person (429).
+    """
+    server = _server(request, slug, server_id)
+    try:
+        server = services.server_check_request(
+            server=server, actor=principal(request).user, request=request
+        )
+    except services.TooManyChecks as exc:
+        refused = error_response(429, exc.code, exc.message)
+        refused["Retry-After"] = str(exc.retry_after)
+        return refused  # type: ignore[return-value]
+    return Status(202, _check_out(server))
+
+
+@router.get(
+    "/teams/{slug}/servers/{server_id}/check",
+    response=with_errors({200: CheckOut}, 401, 404),
+)
+def server_check_result(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
+    """The connection test in progress, or the last one's result."""
+    return _check_out(_server(request, slug, server_id))
 
 
 @router.post(

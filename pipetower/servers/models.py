@@ -130,6 +130,11 @@ class Server(TimeStampedModel):
     last_check_ok = models.BooleanField(null=True, blank=True)
     last_check_error = models.CharField(max_length=32, blank=True)
     last_check_message = models.TextField(blank=True)
+    # A connection test asked for and not finished yet (it runs as a task).
+    check_requested_at = models.DateTimeField(null=True, blank=True)
+    check_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     remote_hostname = models.CharField(max_length=255, blank=True)
     remote_os = models.CharField(max_length=255, blank=True)
     remote_uptime_seconds = models.PositiveBigIntegerField(null=True, blank=True)
@@ -201,6 +206,13 @@ class Server(TimeStampedModel):
     def host_key_changed(self) -> bool:
         """The host presented a key that differs from the pin (re-pin needed)."""
         return self.is_pinned and self.last_check_error == "host_key_changed"
+
+    @property
+    def check_pending(self) -> bool:
+        """A connection test was asked for and has not finished (nor been lost)."""
+        from pipetower.servers.services import check_is_pending
+
+        return check_is_pending(self)
 
     @property
     def last_check_title(self) -> str:

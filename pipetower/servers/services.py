@@ -12,9 +12,11 @@ import re
 from collections.abc import Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -741,6 +743,78 @@ def server_check(
         fields += ["remote_hostname", "remote_os", "remote_uptime_seconds"]
     server.save(update_fields=[*fields, "updated_at"])
     return outcome
+
+
+# A test asked for more than this long ago and not finished counts as lost (its
+# task died with its worker): the server may be tested again.
+CHECK_LOST_AFTER = timedelta(seconds=90)
+# Connection tests one person may have waiting or running at once, over all servers.
+CHECKS_PER_USER = 3
+
+
+class TooManyChecks(ServiceError):
+    code = "too_many_requests"
+    status = 429
+    retry_after = 10
+
+
+def check_is_pending(server: Server) -> bool:
+    requested = server.check_requested_at
+    if requested is None or requested < timezone.now() - CHECK_LOST_AFTER:
+        return False
+    return server.last_check_at is None or server.last_check_at < requested
+
+
+def server_check_request(
+    *, server: Server, actor: Any, request: HttpRequest | None = None
+) -> Server:
+    """Ask for a connection test; it runs as a task (`server_check_task`), never in
+    the web request, and its result lands in the server's last_check fields.
+
+    One test per server at a time (asking again while one is pending changes
+    nothing), and at most CHECKS_PER_USER pending per person.
+    """
+    from pipetower.servers.tasks import server_check_task
+
+    _require_role(team=server.team, actor=actor, role=Role.OPERATOR, doing="test connections")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Server.objects.select_for_update().get(pk=server.pk)
+        if check_is_pending(locked):
+            return locked
+        mine = Server.objects.filter(
+            check_requested_by=actor, check_requested_at__gte=now - CHECK_LOST_AFTER
+        ).filter(Q(last_check_at__isnull=True) | Q(last_check_at__lt=F("check_requested_at")))
+        if mine.count() >= CHECKS_PER_USER:
+            raise TooManyChecks(
+                f"You already have {CHECKS_PER_USER} connection tests running. "
+                "Wait for one to finish, then try again."
+            )
+        locked.check_requested_at = now
+        locked.check_requested_by = actor
+        locked.save(update_fields=["check_requested_at", "check_requested_by", "updated_at"])
+        server_id, actor_id = locked.pk, actor.pk
+        transaction.on_commit(lambda: server_check_task.delay(server_id, actor_id))
+    return locked
+
+
+def server_check_run(
+    *, server_id: int, actor_id: int, connect_timeout: float = 10.0
+) -> CheckOutcome | None:
+    """The task's work: test the connection as the person who asked (roles re-checked)."""
+    from django.contrib.auth import get_user_model
+
+    server = Server.objects.select_related("team").filter(pk=server_id).first()
+    actor = get_user_model().objects.filter(pk=actor_id).first()
+    if server is None or actor is None:
+        return None
+    try:
+        return server_check(server=server, actor=actor, connect_timeout=connect_timeout)
+    except NotAllowed as exc:  # the role was taken away meanwhile
+        Server.objects.filter(pk=server_id).update(
+            last_check_at=timezone.now(), last_check_ok=False, last_check_message=exc.message
+        )
+        return None
 
 
 def _check(server: Server, *, connect_timeout: float) -> CheckOutcome:

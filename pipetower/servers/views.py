@@ -185,19 +185,22 @@ def server_delete(request: HttpRequest, server_id: int) -> HttpResponse:
     return render(request, "servers/server_delete.html", _context(request, server=server))
 
 
-@require_POST
-@team_view(roles={"POST": Role.OPERATOR})
+@team_view(roles={"GET": Role.VIEWER, "POST": Role.OPERATOR})
 def server_check(request: HttpRequest, server_id: int) -> HttpResponse:
+    """POST asks for a connection test (it runs as a task, never in this request);
+    GET is what the detail page polls while one is pending (htmx): 204 while it
+    runs, then a full refresh to show the result."""
     server = _server(request, server_id)
-    outcome = services.server_check(server=server, actor=request.user, request=request)
-    if outcome.ok:
-        messages.success(request, outcome.message)
-    elif outcome.error_kind in {"host_key_unknown", "host_key_changed"}:
-        pass  # the page's host-key section says it, once, with the fingerprint to compare
-    else:
-        messages.error(request, f"{outcome.title}: {outcome.message}")
-    if outcome.first_use_key:
-        messages.info(request, "Trust on first use pinned this server's host key.")
+    if request.method == "GET":
+        if server.check_pending:
+            return HttpResponse(status=204)
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
+    try:
+        services.server_check_request(server=server, actor=request.user, request=request)
+    except services.TooManyChecks as exc:
+        messages.error(request, exc.message)
     return _to_detail(request, server)
 
 

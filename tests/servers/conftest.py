@@ -81,3 +81,15 @@ def keyfiles(tmp_path: Path) -> Callable[..., str]:
         return path.read_text()
 
     return make
+
+
+@pytest.fixture
+def checked(django_capture_on_commit_callbacks: Any) -> Callable[[Callable[[], Any]], Any]:
+    """Makes a "Test connection" request and runs the task it queues (eagerly, as the
+    test settings run tasks) once the request's transaction commits."""
+
+    def make(request: Callable[[], Any]) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return request()
+
+    return make

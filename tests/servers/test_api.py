@@ -99,11 +99,19 @@ def test_detail_update_and_delete(api, make_server):
     assert not Server.objects.exists()
 
 
-def test_check_then_pin_then_check_again(api, sshd, team_key, make_server):
+def _check(api, checked, server_id: int) -> dict:
+    asked = checked(lambda: api.post(f"{SERVERS}/{server_id}/check"))
+    assert asked.status_code == 202, asked.content
+    result = api.get(f"{SERVERS}/{server_id}/check").json()
+    assert result["status"] == "done"
+    return result
+
+
+def test_check_then_pin_then_check_again(api, sshd, team_key, make_server, checked):
     sshd.authorize(team_key.public_key)
     server = make_server(host=sshd.host, port=sshd.port, username=sshd.user)
 
-    first = api.post(f"{SERVERS}/{server.pk}/check").json()
+    first = _check(api, checked, server.pk)
     assert first["ok"] is False and first["error"] == "host_key_unknown"
     assert first["offered_fingerprint"] == sshd.fingerprint
 
@@ -113,17 +121,17 @@ def test_check_then_pin_then_check_again(api, sshd, team_key, make_server):
     assert pinned.status_code == 200
     assert pinned.json()["host_key"]["fingerprints"] == [sshd.fingerprint]
 
-    second = api.post(f"{SERVERS}/{server.pk}/check").json()
+    second = _check(api, checked, server.pk)
     assert second["ok"] is True, second["message"]
     assert second["hostname"] and "Linux" in second["os"]
     assert second["uptime_seconds"] is not None
 
 
-def test_a_changed_host_key_needs_replace_to_re_pin(api, sshd, pinned_server):
+def test_a_changed_host_key_needs_replace_to_re_pin(api, sshd, pinned_server, checked):
     old = sshd.fingerprint
     new = sshd.regenerate_host_key_and_restart()
 
-    check = api.post(f"{SERVERS}/{pinned_server.pk}/check").json()
+    check = _check(api, checked, pinned_server.pk)
     assert check["error"] == "host_key_changed"
     assert old in check["message"] and new in check["message"]
     assert check["server"]["host_key"]["changed"] is True
@@ -158,7 +166,7 @@ def test_the_team_key_is_public_only(api, team):
     assert "PRIVATE" not in str(body)
 
 
-def test_viewers_read_but_cannot_add_and_operators_cannot_pin(team, make_server, sshd):
+def test_viewers_read_but_cannot_add_and_operators_cannot_pin(team, make_server, sshd, checked):
     server = make_server(host=sshd.host, port=sshd.port)
     viewer = api_for(member(team, "viewer"))
     operator = api_for(member(team, "operator"))
@@ -166,7 +174,7 @@ def test_viewers_read_but_cannot_add_and_operators_cannot_pin(team, make_server,
     assert viewer.get(SERVERS).status_code == 200
     assert viewer.post(SERVERS, new_server(name="x")).status_code == 403
     assert viewer.post(f"{SERVERS}/{server.pk}/check").status_code == 403
-    assert operator.post(f"{SERVERS}/{server.pk}/check").json()["offered_fingerprint"]
+    assert _check(operator, checked, server.pk)["offered_fingerprint"]
     refused = operator.post(
         f"{SERVERS}/{server.pk}/host-key/pin", {"fingerprint": sshd.fingerprint}
     )

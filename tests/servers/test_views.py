@@ -258,11 +258,11 @@ def test_a_viewer_reads_servers_but_cannot_add_them(team, viewer, make_server):
     assert list(Server.objects.values_list("name", flat=True)) == ["web-1"]
 
 
-def test_an_operator_tests_connections_but_cannot_pin(sshd, operator, make_server):
+def test_an_operator_tests_connections_but_cannot_pin(checked, sshd, operator, make_server):
     server = make_server(host=sshd.host, port=sshd.port, username=sshd.user)
     client = client_for(operator)
 
-    response = client.post(f"{BASE}{server.pk}/check/", follow=True)
+    response = after_testing(client, checked, server)
 
     assert sshd.fingerprint in text(response)
     assert "A team admin confirms the fingerprint" in text(response)
@@ -292,8 +292,15 @@ def test_another_teams_server_is_not_found(owner_client, team):
 # --- testing connections and pinning -------------------------------------------------------------
 
 
-def test_test_connection_shows_hostname_os_and_uptime(owner_client, pinned_server):
-    response = owner_client.post(f"{BASE}{pinned_server.pk}/check/", follow=True)
+def after_testing(client, checked, server):
+    """Press "Test connection", let the queued test run, then open the server's page."""
+    asked = checked(lambda: client.post(f"{BASE}{server.pk}/check/"))
+    assert asked.status_code == 302
+    return client.get(f"{BASE}{server.pk}/")
+
+
+def test_test_connection_shows_hostname_os_and_uptime(checked, owner_client, pinned_server):
+    response = after_testing(owner_client, checked, pinned_server)
 
     page = text(response)
     pinned_server.refresh_from_db()
@@ -304,11 +311,13 @@ def test_test_connection_shows_hostname_os_and_uptime(owner_client, pinned_serve
     assert services.format_uptime(pinned_server.remote_uptime_seconds) in page
 
 
-def test_an_admin_confirms_the_fingerprint_to_pin_it(owner_client, sshd, team_key, make_server):
+def test_an_admin_confirms_the_fingerprint_to_pin_it(
+    checked, owner_client, sshd, team_key, make_server
+):
     sshd.authorize(team_key.public_key)
     server = make_server(host=sshd.host, port=sshd.port, username=sshd.user)
 
-    page = text(owner_client.post(f"{BASE}{server.pk}/check/", follow=True))
+    page = text(after_testing(owner_client, checked, server))
     assert sshd.fingerprint in page and "Confirm and pin this key" in page
 
     response = owner_client.post(
@@ -318,7 +327,7 @@ def test_an_admin_confirms_the_fingerprint_to_pin_it(owner_client, sshd, team_ke
     assert f"Pinned host key {sshd.fingerprint}" in text(response)
     server.refresh_from_db()
     assert server.host_key_fingerprints == [sshd.fingerprint]
-    assert "Logged in to" in text(owner_client.post(f"{BASE}{server.pk}/check/", follow=True))
+    assert "Logged in to" in text(after_testing(owner_client, checked, server))
 
 
 @pytest.mark.parametrize(
@@ -345,12 +354,12 @@ def test_connection_errors_are_specific(
 
 
 def test_a_changed_host_key_shows_both_fingerprints_and_needs_a_confirmed_re_pin(
-    owner_client, sshd, pinned_server, user
+    checked, owner_client, sshd, pinned_server, user
 ):
     old = sshd.fingerprint
     new = sshd.regenerate_host_key_and_restart()
 
-    page = text(owner_client.post(f"{BASE}{pinned_server.pk}/check/", follow=True))
+    page = text(after_testing(owner_client, checked, pinned_server))
     assert "Host key changed" in page and old in page and new in page
     assert "Review and re-pin" in page
 

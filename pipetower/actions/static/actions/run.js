@@ -1,4 +1,4 @@
-// The run page: live output by long-polling, ANSI colours, load earlier, live badges.
+// The run page: live output (a stream, else polling), ANSI colours, load earlier, live badges.
 // Our own code, no libraries. Text always goes in with textContent, never innerHTML.
 (function () {
   "use strict";
@@ -216,6 +216,7 @@
     var label = body.run.status.charAt(0).toUpperCase() + body.run.status.slice(1);
     setBadge(document.getElementById("run-status"), body.run.status, label);
     body.targets.forEach(applyTarget);
+    applyCounts(body.counts);
     var byTarget = {};
     body.chunks.forEach(function (c) { (byTarget[c.target] = byTarget[c.target] || []).push(c); });
     Object.keys(byTarget).forEach(function (tid) { if (followed[tid]) append(followed[tid], byTarget[tid]); });
@@ -228,26 +229,67 @@
       .map(function (t) { return t + ":" + followed[t].seq; }).join(",");
   }
 
+  // One live path: a Server-Sent Events stream (`?stream=1`) held by the server
+  // on its event loop, not on a thread. Each (re)connection names the cursor, so
+  // nothing is lost or shown twice. Where streams do not work (a plain WSGI
+  // server), the page asks once a second instead.
+  var source = null;
+  var silentFailures = 0;
+  var polling = false;
+
+  function liveUrl(extra) {
+    return config.live + "?rev=" + revision + "&after=" + encodeURIComponent(cursor()) + extra;
+  }
+
+  function onBody(body) {
+    apply(body);
+    if (body.run.finished && !body.more.length) {
+      stopLive();
+      if (wasRunning) {
+        // Show the final state with the buttons that now apply (re-run failed, …).
+        setTimeout(function () { location.reload(); }, 400);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  function stopLive() {
+    if (source) { source.close(); source = null; }
+    if (timer) { clearTimeout(timer); timer = null; }
+    if (inFlight) { inFlight.abort(); inFlight = null; }
+  }
+
+  function connect() {
+    timer = null;
+    if (finished) return;
+    if (polling || typeof EventSource === "undefined") { poll(); return; }
+    var got = false;
+    source = new EventSource(liveUrl("&stream=1"));
+    source.onmessage = function (event) {
+      got = true;
+      silentFailures = 0;
+      onBody(JSON.parse(event.data));
+    };
+    source.addEventListener("end", function () { stopLive(); });
+    source.onerror = function () {
+      if (source) source.close();
+      source = null;
+      if (!got && ++silentFailures >= 3) polling = true;
+      schedule(got ? 0 : 1000);
+    };
+  }
+
   function poll() {
     timer = null;
     if (inFlight) inFlight.abort();
     var controller = new AbortController();
     inFlight = controller;
-    var url = config.live + "?rev=" + revision + "&after=" + encodeURIComponent(cursor()) +
-      "&wait=" + (finished ? 0 : config.wait);
-    getJson(url, controller.signal).then(function (body) {
+    getJson(liveUrl(""), controller.signal).then(function (body) {
       if (inFlight !== controller) return;
       inFlight = null;
-      apply(body);
-      if (body.more.length) { schedule(0); return; }
-      if (body.run.finished) {
-        if (wasRunning) {
-          // Show the final state with the buttons that now apply (re-run failed, …).
-          setTimeout(function () { location.reload(); }, 400);
-        }
-        return;
-      }
-      schedule(body.retry_ms === undefined ? config.pause : body.retry_ms);
+      if (onBody(body)) return;
+      schedule(body.more.length ? 0 : (body.retry_ms || 1000));
     }).catch(function (err) {
       if (err && err.name === "AbortError") return;
       inFlight = null;
@@ -255,8 +297,26 @@
     });
   }
 
-  function schedule(ms) { if (timer) clearTimeout(timer); timer = setTimeout(poll, ms); }
-  function restartPoll() { if (!finished) schedule(0); }
+  function schedule(ms) { if (timer) clearTimeout(timer); timer = setTimeout(connect, ms); }
+  // The followed targets changed: reconnect with the new cursor.
+  function restartPoll() { if (!finished) { stopLive(); schedule(0); } }
+
+  // The summary line: servers per status, and how long the run has been going.
+  var countsNode = document.getElementById("run-counts");
+  var elapsedNode = document.getElementById("run-elapsed");
+  function applyCounts(counts) {
+    if (!countsNode || !counts) return;
+    var parts = [String(config.total)];
+    Object.keys(counts).forEach(function (status) { parts.push(counts[status] + " " + status); });
+    countsNode.textContent = parts.join(" · ");
+  }
+  function tick() {
+    if (!elapsedNode || finished) return;
+    var seconds = Math.max(0, (Date.now() - Date.parse(config.created)) / 1000);
+    elapsedNode.textContent = "running for " + seconds.toFixed(0) + " s";
+    setTimeout(tick, 1000);
+  }
+  tick();
 
   document.addEventListener("click", function (event) {
     var show = event.target.closest("[data-show-output]");

@@ -57,6 +57,12 @@ class Command(BaseCommand):
             default=2,
             help="Task processes in the worker (default 2).",
         )
+        parser.add_argument(
+            "--web-processes",
+            type=positive,
+            default=None,
+            help="Web processes (default PIPETOWER_WEB_PROCESSES, else one per CPU core).",
+        )
 
         add_tls_arguments(parser)
 
@@ -87,7 +93,18 @@ class Command(BaseCommand):
                 Child(
                     "web server",
                     pipetower_argv(
-                        "web", "--host", host, "--port", str(port), *tls_argv, "--skip-checks"
+                        "web",
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        *tls_argv,
+                        "--skip-checks",
+                        *(
+                            ["--workers", str(options["web_processes"])]
+                            if options["web_processes"]
+                            else []
+                        ),
                     ),
                 ),
                 Child(

@@ -1,4 +1,9 @@
-"""`pipetower web`: the web server (granian, WSGI); HTTPS with --tls-cert/--tls-key."""
+"""`pipetower web`: the web server (granian); HTTPS with --tls-cert/--tls-key.
+
+Granian serves `pipetower.config.asgi:application`: Django's pages and API on a
+thread pool per process, live output held on the event loop (no thread per
+viewer). By default one process per CPU core (`PIPETOWER_WEB_PROCESSES`).
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,11 @@ from pipetower.core.management.commands._base import (
     refuse_to_start_on_errors,
 )
 
-WSGI_TARGET = "pipetower.config.wsgi:application"
+ASGI_TARGET = "pipetower.config.asgi:application"
 
 
 class Command(BaseCommand):
-    help = "Run the Pipetower web server (granian, WSGI): pages, API and /healthz."
+    help = "Run the Pipetower web server (granian): pages, API, live output and /healthz."
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,13 +44,16 @@ class Command(BaseCommand):
             help="Port to listen on (default PIPETOWER_PORT, else 8000).",
         )
         parser.add_argument(
-            "--workers", type=positive, default=1, help="Web worker processes (default 1)."
+            "--workers",
+            type=positive,
+            default=None,
+            help="Web processes (default PIPETOWER_WEB_PROCESSES, else one per CPU core).",
         )
         parser.add_argument(
             "--threads",
             type=positive,
             default=None,
-            help="Request threads per web worker process (default: 2 per CPU core, plus 1).",
+            help="Request threads per web process (default: 2 per CPU core, plus 1).",
         )
         add_tls_arguments(parser)
         add_skip_checks_argument(parser)
@@ -63,15 +71,16 @@ class Command(BaseCommand):
             call_command("collectstatic", interactive=False, verbosity=0, skip_checks=True)
         # Should a worker load the settings afresh, it sees the same port.
         os.environ["PIPETOWER_PORT"] = str(port)
+        # Django's request threads per process (read by pipetower/config/asgi.py).
+        os.environ["PIPETOWER_WEB_THREADS"] = str(options["threads"] or default_threads())
         connections_release()
         server = Granian(
-            WSGI_TARGET,
+            ASGI_TARGET,
             address=options["host"],
             port=port,
-            interface=Interfaces.WSGI,
-            websockets=False,  # WSGI has none; saying so avoids a notice at every start
-            workers=options["workers"],
-            blocking_threads=options["threads"] or default_threads(),
+            interface=Interfaces.ASGI,
+            websockets=False,  # none are served; saying so avoids a notice at every start
+            workers=options["workers"] or web_processes(),
             log_level=_granian_log_level(),
             ssl_cert=tls[0] if tls else None,
             ssl_key=tls[1] if tls else None,
@@ -126,6 +135,11 @@ def tls_files(options: dict[str, Any]) -> tuple[Path, Path] | None:
     if "-----BEGIN CERTIFICATE-----" not in paths[0].read_text(errors="replace"):
         raise CommandError(f"The TLS certificate file {paths[0]} holds no certificate.")
     return paths
+
+
+def web_processes() -> int:
+    """PIPETOWER_WEB_PROCESSES, else one web process per CPU core."""
+    return int(getattr(settings, "WEB_PROCESSES", 0)) or (os.cpu_count() or 1)
 
 
 def default_threads() -> int:
