@@ -127,7 +127,7 @@ def test_the_overview_shows_recent_activity(owner_client, team):
 
     html = page(owner_client.get(reverse("teams:detail", args=[team.slug])))
 
-    assert "team.renamed" in html
+    assert "renamed the team to" in html  # in words, not the event code
 
 
 def test_the_last_owner_is_told_why_they_cannot_leave(owner_client, team):
