@@ -87,6 +87,8 @@ def describe(event: AuditEvent, *, team_slug: str) -> Described:
         except NoReverseMatch:
             url = ""
     target = event.target_label
+    if event.target_type == "teams.invitation" and target.startswith("invitation of "):
+        target = target.removeprefix("invitation of ").rsplit(" to ", 1)[0]
     if event.verb in {"run.started", "run.cancelled"} and event.target_id:
         target = f"run #{event.target_id}"
     if event.verb in _NO_TARGET or event.verb.startswith("server.team_key"):

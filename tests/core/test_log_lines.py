@@ -17,11 +17,13 @@ def console_log():  # type: ignore[no-untyped-def]
     """What the configured console handler (settings.LOGGING) writes, captured."""
     [handler] = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
     stream = io.StringIO()
-    previous = handler.setStream(stream)
+    # Swapped without setStream(): that flushes the old stream, which an earlier
+    # test's output capture may have closed already.
+    previous, handler.stream = handler.stream, stream
     try:
         yield stream
     finally:
-        handler.setStream(previous)
+        handler.stream = previous
 
 
 def test_a_403_is_logged_as_one_line(team, console_log):
