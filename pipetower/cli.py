@@ -52,7 +52,26 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+MINIMUM_PYTHON = (3, 12)
+
+
+def unsupported_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> str | None:
+    """A clear refusal on a Python older than Pipetower supports (Django 6 needs 3.12)."""
+    if tuple(version[:2]) >= MINIMUM_PYTHON:
+        return None
+    found = ".".join(str(part) for part in version)
+    return (
+        f"Pipetower needs Python {MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]} or newer; this is "
+        f"Python {found}. Install Python 3.12 and create the virtual environment with it "
+        "(python3.12 -m venv …)."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    problem = unsupported_python()
+    if problem:
+        print(f"{PROG}: {problem}", file=sys.stderr)
+        return 2
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         print(usage(), file=sys.stderr)

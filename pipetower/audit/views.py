@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Any, cast
 
 from django import forms
@@ -14,6 +15,7 @@ from pipetower.audit.selectors import (
     audit_events_for_team,
     audit_verbs_for_team,
 )
+from pipetower.audit.wording import describe, verb_choices
 from pipetower.core.query import BoundedDateField
 from pipetower.teams.models import Team
 from pipetower.teams.permissions import team_view
@@ -35,8 +37,9 @@ class ActivityFilterForm(forms.Form):
         self, *args: Any, verbs: list[str], actors: list[tuple[int, str]], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ChoiceField, self.fields["verb"]).choices = [("", "Everything")] + [
-            (verb, verb) for verb in verbs
+        cast(forms.ChoiceField, self.fields["verb"]).choices = [
+            ("", "Everything"),
+            *verb_choices(verbs),
         ]
         cast(forms.ChoiceField, self.fields["actor"]).choices = [("", "Anyone")] + [
             (str(actor_id), label) for actor_id, label in actors
@@ -50,9 +53,7 @@ class ActivityFilterForm(forms.Form):
         return data
 
 
-@team_view()
-def activity(request: HttpRequest) -> HttpResponse:
-    team = cast(Team, request.team)  # type: ignore[attr-defined]
+def _filtered(request: HttpRequest, team: Team) -> tuple[ActivityFilterForm, Any, bool]:
     form = ActivityFilterForm(
         request.GET,
         verbs=audit_verbs_for_team(team=team),
@@ -68,11 +69,56 @@ def activity(request: HttpRequest) -> HttpResponse:
         since=filters["since"],
         until=filters["until"],
     )
+    return form, events, any(value for value in filters.values())
+
+
+@team_view()
+def activity(request: HttpRequest) -> HttpResponse:
+    team = cast(Team, request.team)  # type: ignore[attr-defined]
+    form, events, filtered = _filtered(request, team)
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    filtered = any(value for value in filters.values())
+    described = [describe(event, team_slug=team.slug) for event in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         "audit/activity.html",
-        {"team": team, "form": form, "page": page, "filtered": filtered},
+        {
+            "team": team,
+            "form": form,
+            "page": page,
+            "events": described,
+            "filtered": filtered,
+            "csv_query": query.urlencode(),
+        },
         status=400 if form.errors else 200,
     )
+
+
+@team_view()
+def activity_csv(request: HttpRequest) -> HttpResponse:
+    """The same events, with the same filters, as a CSV file (newest first)."""
+    team = cast(Team, request.team)  # type: ignore[attr-defined]
+    _form, events, _filtered_on = _filtered(request, team)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="activity-{team.slug}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["time_utc", "who", "what", "target", "event", "ip_address"])
+    for event in events.iterator(chunk_size=500):
+        words = describe(event, team_slug=team.slug)
+        writer.writerow(
+            [
+                event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                _cell(event.actor_label),
+                _cell(words.text),
+                _cell(words.target),
+                event.verb,
+                event.ip or "",
+            ]
+        )
+    return response
+
+
+def _cell(value: str) -> str:
+    """A spreadsheet must not run a name as a formula (=, +, -, @ at the start)."""
+    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value

@@ -350,6 +350,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("PIPETOWER_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Quiet start: what tasks print (the console email backend) goes to the terminal as
+# is, not as "WARNING/ForkPoolWorker-1" log lines, and Celery keeps Pipetower's
+# logging format instead of installing its own.
+CELERY_WORKER_REDIRECT_STDOUTS = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "pipetower.core.tasks.heartbeat_task", "schedule": 15.0},

@@ -44,8 +44,10 @@ def test_every_member_can_read_the_activity(client, team, make_member, role):
     assert response.status_code == 200
     html = page(response)
     assert "grace@example.com" in html
-    assert "<code>invitation.accepted</code>" in html
-    assert "<td>Analytical Engines</td>" in html
+    assert 'data-verb="invitation.accepted"' in html
+    # In words, with a link to the target.
+    link = '<a href="/teams/engines/"><bdi>Analytical Engines</bdi></a>'
+    assert f"joined through the invitation of {link}" in html
     assert "203.0.113.7" in html
     assert "<time datetime=" in html
 
@@ -63,10 +65,10 @@ def test_events_are_paginated_fifty_a_page(owner_client, team, user):
     first = page(owner_client.get(activity_url(team)))
     last = page(owner_client.get(activity_url(team), {"page": 3}))
 
-    assert first.count("<code>team.renamed</code>") == 50
+    assert first.count('data-verb="team.renamed"') == 50
     assert "Page 1 of 3" in first
     assert "?page=2" in first
-    assert last.count("<code>team.renamed</code>") == 20
+    assert last.count('data-verb="team.renamed"') == 20
 
 
 def test_a_nonsense_page_number_shows_a_page_not_an_error(owner_client, team, user):
@@ -75,7 +77,7 @@ def test_a_nonsense_page_number_shows_a_page_not_an_error(owner_client, team, us
     for value in ("abc", "-1", "99999"):
         response = owner_client.get(activity_url(team), {"page": value})
         assert response.status_code == 200
-        assert page(response).count("<code>team.renamed</code>") == 3
+        assert page(response).count('data-verb="team.renamed"') == 3
 
 
 def test_filtering_by_verb_keeps_the_filter_in_the_page_links(owner_client, team, user):
@@ -85,8 +87,8 @@ def test_filtering_by_verb_keeps_the_filter_in_the_page_links(owner_client, team
     response = owner_client.get(activity_url(team), {"verb": "member.removed"})
 
     html = page(response)
-    assert html.count("<code>member.removed</code>") == 50
-    assert "<code>team.renamed</code>" not in html
+    assert html.count('data-verb="member.removed"') == 50
+    assert 'data-verb="team.renamed"' not in html
     assert "verb=member.removed&amp;page=2" in html
     assert "60 events match the filters" in html
 
@@ -98,8 +100,8 @@ def test_filtering_by_actor(owner_client, team, user):
 
     html = page(owner_client.get(activity_url(team), {"actor": grace.pk}))
 
-    assert "<code>invitation.created</code>" in html
-    assert "<code>team.renamed</code>" not in html
+    assert 'data-verb="invitation.created"' in html
+    assert 'data-verb="team.renamed"' not in html
 
 
 def test_filtering_by_date_range(owner_client, team, user):
@@ -113,8 +115,8 @@ def test_filtering_by_date_range(owner_client, team, user):
         owner_client.get(activity_url(team), {"since": "2025-01-10", "until": "2025-01-10"})
     )
 
-    assert "<code>team.created</code>" in html
-    assert "<code>team.renamed</code>" not in html
+    assert 'data-verb="team.created"' in html
+    assert 'data-verb="team.renamed"' not in html
 
 
 def test_filters_that_match_nothing_say_so(owner_client, team, user):
@@ -145,7 +147,7 @@ def test_bad_filters_show_a_message_next_to_the_field(owner_client, team, user, 
     html = page(response)
     assert message in html
     assert 'aria-invalid="true"' in html
-    assert "<code>team.renamed</code>" in html  # the valid rest still applies
+    assert 'data-verb="team.renamed"' in html  # the valid rest still applies
 
 
 def test_another_teams_activity_is_not_found(client, team, user):
@@ -177,3 +179,52 @@ def test_the_activity_page_needs_the_same_few_queries_at_any_size(
         response = owner_client.get(activity_url(team))
 
     assert response.status_code == 200
+
+
+def test_events_read_as_sentences_with_links_to_their_targets(owner_client, team, user):
+    from pipetower.servers import services as server_services
+
+    server = server_services.server_create(
+        team=team,
+        actor=user,
+        name="web-1",
+        host="web-1.example.com",
+        port=22,
+        username="deploy",
+        tags=(),
+    )
+    audit_record(actor=user, team=team, verb="server.host_key_pinned", target=server)
+
+    html = page(owner_client.get(activity_url(team)))
+
+    link = f'<a href="/teams/engines/servers/{server.pk}/"><bdi>web-1</bdi></a>'
+    assert f"pinned the host key of {link}" in html
+    assert f"added the server {link}" in html
+    assert "server.host_key_pinned</code>" not in html
+    # The filter menu speaks the same words.
+    assert '<option value="server.host_key_pinned">Pinned the host key of</option>' in html
+
+
+def test_the_activity_downloads_as_csv_with_the_same_filters(owner_client, team, user):
+    import csv
+    import io
+
+    audit_record(actor=user, team=team, verb="team.renamed", target=team)
+    audit_record(
+        actor=UserFactory(name="=cmd()", email="=cmd@example.com"),
+        team=team,
+        verb="member.left",
+        target=team,
+    )
+
+    everything = owner_client.get(activity_url(team) + "activity.csv")
+    only_renames = owner_client.get(activity_url(team) + "activity.csv", {"verb": "team.renamed"})
+
+    assert everything["Content-Type"].startswith("text/csv")
+    assert 'filename="activity-engines.csv"' in everything["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(everything.content.decode())))
+    assert rows[0] == ["time_utc", "who", "what", "target", "event", "ip_address"]
+    assert {row[4] for row in rows[1:]} >= {"team.renamed", "member.left"}
+    assert any(row[1].startswith("'=") for row in rows[1:])  # no formula for a spreadsheet
+    filtered = list(csv.reader(io.StringIO(only_renames.content.decode())))
+    assert {row[4] for row in filtered[1:]} == {"team.renamed"}

@@ -38,6 +38,26 @@ SKIP_PREFIXES = ("api/", "admin/", "static/", "healthz", "accounts/google/")
 NOT_PAGES = re.compile(r"(live|stream|chunks|output\.txt|download|avatar/<)")
 
 
+# The innermost element that sticks out on the right, to say where to look.
+WIDEST = """() => {
+  const limit = document.documentElement.clientWidth;
+  let found = "";
+  for (const el of document.querySelectorAll("body *")) {
+    const box = el.getBoundingClientRect();
+    let clipped = false;
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (getComputedStyle(up).overflowX !== "visible") { clipped = true; break; }
+    }
+    if (!clipped && box.right > limit + 1 && box.width > 0) {
+      const classes = el.className ? "." + String(el.className).split(" ").join(".") : "";
+      found = el.tagName.toLowerCase() + classes + " right=" + Math.round(box.right)
+        + " text=" + (el.textContent || "").trim().slice(0, 40);
+    }
+  }
+  return found;
+}"""
+
+
 def _patterns(resolver: URLResolver, prefix: str = "") -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for entry in resolver.url_patterns:
@@ -176,7 +196,10 @@ def test_no_page_scrolls_sideways_with_hostile_names(browser: Browser, live_serv
                     "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
                 )
                 if sizes[0] > sizes[1]:
-                    overflowing.append(f"{width}px {path} ({page.url}): {sizes[0]} > {sizes[1]}")
+                    culprit = page.evaluate(WIDEST)
+                    overflowing.append(
+                        f"{width}px {path} ({page.url}): {sizes[0]} > {sizes[1]}; {culprit}"
+                    )
     finally:
         context.close()
     assert visited > 40, visited

@@ -155,3 +155,12 @@ def test_a_configured_base_url_is_kept(monkeypatch):
     import os
 
     assert os.environ["PIPETOWER_BASE_URL"] == "https://pipetower.example.com"
+
+
+def test_an_unsupported_python_is_refused_with_a_clear_message():
+    from pipetower.cli import unsupported_python
+
+    message = unsupported_python((3, 11, 9))
+    assert message is not None
+    assert "needs Python 3.12 or newer" in message and "Python 3.11.9" in message
+    assert unsupported_python((3, 12, 0)) is None and unsupported_python((3, 13, 1)) is None

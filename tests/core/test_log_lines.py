@@ -17,8 +17,8 @@ def console_log():  # type: ignore[no-untyped-def]
     """What the configured console handler (settings.LOGGING) writes, captured."""
     [handler] = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
     stream = io.StringIO()
-    # Swapped without setStream(): that flushes the old stream, which may be a
-    # capture file pytest has closed since logging was configured.
+    # Swapped without setStream(): that flushes the old stream, which an earlier
+    # test's output capture may have closed already.
     previous, handler.stream = handler.stream, stream
     try:
         yield stream

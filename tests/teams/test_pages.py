@@ -127,7 +127,7 @@ def test_the_overview_shows_recent_activity(owner_client, team):
 
     html = page(owner_client.get(reverse("teams:detail", args=[team.slug])))
 
-    assert "team.renamed" in html
+    assert "renamed the team to" in html  # in words, not the event code
 
 
 def test_the_last_owner_is_told_why_they_cannot_leave(owner_client, team):
@@ -259,3 +259,13 @@ def test_the_overview_counts_members_by_role_in_a_plain_sentence(owner_client, t
 
     # No trailing comma for the roles nobody has.
     assert "<strong>3</strong> members: 1 owner, 2 admins</p>" in html
+
+
+def test_account_pages_keep_the_last_team_in_the_navigation(owner_client, team):
+    assert "<summary>Teams</summary>" in page(owner_client.get("/account/profile/"))
+
+    owner_client.get(reverse("teams:detail", args=[team.slug]))
+    html = page(owner_client.get("/account/profile/"))
+
+    assert "<summary><bdi>Analytical Engines</bdi></summary>" in html
+    assert f'href="{reverse("servers:list", args=[team.slug])}"' in html

@@ -30,3 +30,11 @@ def param_kind_label(kind: str) -> str:
         return str(ParamKind(kind).label)
     except ValueError:
         return kind
+
+
+@register.simple_tag
+def audit_sentence(event: object, team_slug: str) -> object:
+    """An audit event in words with its link (pipetower.audit.wording)."""
+    from pipetower.audit.wording import describe
+
+    return describe(event, team_slug=team_slug)  # type: ignore[arg-type]

@@ -206,3 +206,14 @@ def log_level() -> str:
 
     logging_config: dict[str, Any] = settings.LOGGING
     return str(logging_config.get("root", {}).get("level", "INFO")).upper()
+
+
+def quiet_root_warning() -> None:
+    """Celery warns at length when its worker runs as root (as in a container or a
+    first try on a laptop). Pipetower never accepts pickled messages, which is what
+    the warning is about, so the worker starts without it."""
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)

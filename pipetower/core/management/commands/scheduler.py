@@ -20,6 +20,7 @@ from pipetower.core.management.commands._base import (
 
 def scheduler_argv() -> list[str]:
     return [
+        "-q",  # no Celery banner
         "beat",
         f"--loglevel={log_level()}",
         f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}",

@@ -12,6 +12,7 @@ from pipetower.core.management.commands._base import (
     connections_release,
     log_level,
     positive,
+    quiet_root_warning,
     refuse_to_start_on_errors,
 )
 
@@ -19,8 +20,9 @@ from pipetower.core.management.commands._base import (
 def worker_argv(
     *, concurrency: int | None, queues: str | None = None, hostname: str | None = None
 ) -> list[str]:
-    """The `celery worker` arguments for this configuration."""
-    argv = ["worker", f"--loglevel={log_level()}"]
+    """The `celery worker` arguments for this configuration (`-q`: no Celery banner;
+    Pipetower says itself where it runs)."""
+    argv = ["-q", "worker", f"--loglevel={log_level()}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if queues:
@@ -69,6 +71,7 @@ class Command(BaseCommand):
                 "and this worker will receive none."
             )
         connections_release()
+        quiet_root_warning()
         code: int | None = app.worker_main(
             worker_argv(
                 concurrency=options["concurrency"],
