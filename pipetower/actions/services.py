@@ -34,6 +34,7 @@ from pipetower.actions.models import (
 )
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, Gone, NotAllowed, ServiceError
+from pipetower.core.outbox import outbox_enqueue
 from pipetower.servers.models import Server, Tag
 from pipetower.teams.models import Membership, Role, Team
 
@@ -416,8 +417,13 @@ def run_start(
             },
         )
         run_id = run.pk
-        transaction.on_commit(lambda: _enqueue_shards(run_id))
+        _enqueue_shards(run_id)  # through the outbox: in this transaction
     return run
+
+
+def run_subject(run_id: int) -> str:
+    """How the outbox names a run's shard tasks (see core.outbox.outbox_waiting)."""
+    return f"actions.run:{run_id}"
 
 
 def _enqueue_shards(run_id: int) -> None:
@@ -431,7 +437,7 @@ def _enqueue_shards(run_id: int) -> None:
     ):
         shards.setdefault(shard, []).append(target_id)
     for target_ids in shards.values():
-        run_shard_execute_task.delay(run_id, target_ids)
+        outbox_enqueue(run_shard_execute_task, run_id, target_ids, subject=run_subject(run_id))
 
 
 def run_cancel(*, run: Run, actor: Any, request: HttpRequest | None = None) -> Run:

@@ -35,6 +35,7 @@ from pipetower.actions.forms import (
 )
 from pipetower.actions.models import FAILED_STATUSES, Action, Run
 from pipetower.core.errors import ServiceError
+from pipetower.core.outbox import outbox_waiting
 from pipetower.teams.models import Role
 from pipetower.teams.permissions import team_view
 
@@ -246,6 +247,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "live": live,
             "can_run": _can(request, Role.OPERATOR),
             "has_failed": any(t.status in FAILED_STATUSES for t in targets),
+            # "broker" or "worker" while the run's tasks wait (core/outbox.py).
+            "waiting_for": None
+            if run.is_finished
+            else outbox_waiting([services.run_subject(run.pk)]).get(services.run_subject(run.pk)),
         },
     )
 
