@@ -158,22 +158,18 @@ class Supervisor:
             code = child.process.poll()
             if code is None:
                 continue
-            recent = [t for t in child.restarts if now - t < self.restart_window_seconds]
-            child.restarts = recent
-            if len(recent) >= self.max_restarts:
-                raise ChildDied(
-                    child, code, restarts=len(recent), window=self.restart_window_seconds
-                )
+            child.restarts = [t for t in child.restarts if now - t < self.restart_window_seconds]
+            count = len(child.restarts)
+            if count >= self.max_restarts:
+                raise ChildDied(child, code, restarts=count, window=self.restart_window_seconds)
             _kill_group(child.process.pid)
             child.process = None
-            delay = min(
-                self.restart_delay_seconds * 2 ** len(recent), self.restart_max_delay_seconds
-            )
+            delay = min(self.restart_delay_seconds * 2**count, self.restart_max_delay_seconds)
             child.restarts.append(now + delay)
             child.restart_at = now + delay
             self.err.write(
                 f"Pipetower: the {child.name} stopped unexpectedly ({exit_description(code)}); "
-                f"restarting it in {delay:g} s (restart {len(recent) + 1} of at most "
+                f"restarting it in {delay:g} s (restart {count + 1} of at most "
                 f"{self.max_restarts} within {_duration(self.restart_window_seconds)}).\n"
             )
             self.err.flush()
