@@ -146,10 +146,11 @@ def purge_queues() -> None:
 
 
 def _reset_broker_connections() -> None:
-    pool = app._pool  # type: ignore[attr-defined]
-    if pool is not None:
-        with contextlib.suppress(Exception):
-            pool.force_close_all()
+    """Forget the app's connection and producer pools, so the next send uses the new URL.
+
+    The pools stay open in kombu's registry (keyed by broker URL): closing them
+    would break the next test that sends to the same URL.
+    """
     app._pool = None  # type: ignore[attr-defined]
     app.amqp._producer_pool = None
 
