@@ -50,6 +50,9 @@ TASK_ID_PREFIX = "outbox-"
 SWEEP_BATCH = 500
 # Rows whose task started are kept this long (what happened, for support), then deleted.
 KEEP_STARTED = timedelta(days=1)
+# The sweep leaves messages this young to the relay that runs right after their
+# commit, so that the two do not send the same message at once.
+SWEEP_GRACE = timedelta(seconds=10)
 # The broker errors that mean "not sent now, the sweep will try again".
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
 
@@ -84,7 +87,9 @@ def outbox_enqueue(
     return message
 
 
-def outbox_publish(ids: list[int] | None = None, *, limit: int = SWEEP_BATCH) -> int:
+def outbox_publish(
+    ids: list[int] | None = None, *, older_than: timedelta | None = None, limit: int = SWEEP_BATCH
+) -> int:
     """Send unpublished messages (these `ids`, or the oldest ones); how many were sent.
 
     Stops at the first broker error: the rest would fail the same way, and the
@@ -95,6 +100,8 @@ def outbox_publish(ids: list[int] | None = None, *, limit: int = SWEEP_BATCH) ->
     pending = OutboxMessage.objects.filter(published_at__isnull=True).order_by("id")
     if ids is not None:
         pending = pending.filter(pk__in=ids)
+    if older_than is not None:
+        pending = pending.filter(created_at__lte=timezone.now() - older_than)
     sent = 0
     for message in pending.select_related("data_key")[:limit]:
         args = list(message.args)
@@ -126,9 +133,9 @@ def outbox_publish(ids: list[int] | None = None, *, limit: int = SWEEP_BATCH) ->
     return sent
 
 
-def outbox_sweep() -> int:
+def outbox_sweep(*, grace: timedelta = SWEEP_GRACE) -> int:
     """Send what the relay could not (run by the scheduler); forget old started rows."""
-    sent = outbox_publish()
+    sent = outbox_publish(older_than=grace)
     OutboxMessage.objects.filter(started_at__lt=timezone.now() - KEEP_STARTED).delete()
     if sent:
         logger.info("The outbox sweep sent %s waiting task(s).", sent)
