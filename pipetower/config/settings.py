@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.utils.csp import CSP
+from kombu import Queue
 
 from pipetower.config.env import (
     ConfigurationError,
@@ -339,6 +340,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 5
 QUEUE_RUNS, QUEUE_MAIL, QUEUE_HOUSEKEEPING = "runs", "mail", "housekeeping"
 TASK_QUEUES = (QUEUE_RUNS, QUEUE_MAIL, QUEUE_HOUSEKEEPING)
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_HOUSEKEEPING
+# Declared, so that a plain `celery worker` (no -Q) also takes all three.
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in TASK_QUEUES)
 CELERY_TASK_ROUTES = {
     "pipetower.actions.tasks.run_shard_execute_task": {"queue": QUEUE_RUNS},
     "pipetower.teams.tasks.invitation_send_task": {"queue": QUEUE_MAIL},

@@ -103,3 +103,53 @@ def test_a_host_that_accepts_tcp_and_never_answers(
     assert target.status == TargetStatus.UNREACHABLE
     assert output_of(target).startswith("[Pipetower:")  # only its own note, no script output
     assert worker.alive()
+
+
+@pytest.fixture
+def worker_with_app_name() -> Iterator[Worker]:
+    """A worker whose PostgreSQL connections carry a name, so they alone can be killed."""
+    app.conf.task_always_eager = False
+    purge_queues()
+    running = start_worker(
+        queues=",".join(settings.TASK_QUEUES), concurrency=2, PGAPPNAME=FAULT_APP_NAME
+    )
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+        purge_queues()
+        app.conf.task_always_eager = True
+
+
+FAULT_APP_NAME = "pipetower-fault-worker"
+
+
+def test_postgresql_kills_the_workers_connections_mid_run(
+    worker_with_app_name: Worker, team: Any, user: Any, sshd: Any, make_action: Any
+) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_terminate_backend needs PostgreSQL (DATABASE_URL=postgres://…)")
+    worker = worker_with_app_name
+    server = add_server(team, user, sshd, name="web-1")
+    run = services.run_start(
+        action=make_action("echo before; sleep 3; echo after"), actor=user, server_ids=[server.pk]
+    )
+    wait_for_output(run, "before\n", worker)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            [FAULT_APP_NAME],
+        )
+        (terminated,) = cursor.fetchone()
+    assert terminated >= 1
+
+    run, seconds = finished_within(run, FINAL_BOUND, worker)
+    target = run.targets.get()
+    print(f"\n[fault] pg_terminate_backend: run final after {seconds:.1f} s, {target.status}")
+    assert output_of(target).startswith("before\n")
+    assert worker.alive()
