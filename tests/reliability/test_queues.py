@@ -9,6 +9,7 @@ are set). The email goes to a real SMTP server (tests/smtp.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,8 +91,10 @@ def test_an_invitation_email_and_the_heartbeat_go_through_while_two_long_runs_ho
         what=f"the first run to start\n{runs_worker.output()}",
     )
 
+    invited = time.monotonic()
     invitation_create(team=team, actor=user, email="grace@example.com", role="viewer")
     deliveries = smtp_sink.wait_for(1, timeout=30)
+    print(f"\n[queues] invitation email delivered {time.monotonic() - invited:.1f} s after it was made")
 
     # The email arrived while both runs still hold (or wait for) the runs worker.
     assert Run.objects.filter(pk__in=[first.pk, second.pk], finished_at__isnull=True).count() == 2
