@@ -8,6 +8,7 @@ open with the restored keys.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import stat
@@ -17,9 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.core._ops import embedded_env, pipetower_argv, run_pipetower
+from tests.core._ops import embedded_env, pipetower_argv, run_pipetower, wait_until
 
 SHELL = ("manage", "shell", "--no-imports", "--command")
+
+
+def heartbeats(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database, timeout=20)) as db:
+        return int(db.execute("SELECT count(*) FROM core_workerheartbeat").fetchone()[0])
 
 
 def shell(env: dict[str, str], code: str) -> str:
@@ -63,8 +69,10 @@ def test_a_backup_taken_while_writing_restores_whole_and_readable(
         stderr=subprocess.DEVNULL,
     )
     try:
+        wait_until(lambda: heartbeats(data / "pipetower.sqlite3") >= 50, timeout=60, interval=0.2)
         archive = tmp_path / "backup.tar.gz"
         done = run_pipetower("backup", "--output", str(archive), env=env, cwd=tmp_path)
+        assert writer.poll() is None, "the writer was still writing when the backup ended"
     finally:
         writer.kill()
         writer.wait()
@@ -88,6 +96,7 @@ def test_a_backup_taken_while_writing_restores_whole_and_readable(
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         rows = check.execute("SELECT count(*) FROM core_workerheartbeat").fetchone()[0]
     print(f"\n[backup] {rows} rows written by the concurrent writer were in the snapshot")
+    assert rows >= 50
     assert json.loads((restored / "secrets.json").read_text()) == json.loads(
         (data / "secrets.json").read_text()
     )
