@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "import_export",
         "Restore an export's teams, servers and actions: import-export FILE --email E.",
     ),
+    "backup": ("backup", "Back up the embedded default (SQLite, secrets, files) while it runs."),
+    "restore": ("restore", "Restore a backup archive: restore FILE [--force] (Pipetower stopped)."),
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
     "manage": ("", "Run any Django management command: pipetower manage <command> ..."),

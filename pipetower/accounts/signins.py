@@ -33,6 +33,7 @@ from pipetower.accounts.models import SignInEvent, User
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Gone, ServiceError
 from pipetower.core.http import client_ip
+from pipetower.core.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def signin_record(
             from pipetower.accounts.tasks import signin_alert_send_task
 
             event_id = event.pk
-            transaction.on_commit(lambda: signin_alert_send_task.delay(event_id), robust=True)
+            outbox_enqueue(signin_alert_send_task, event_id)
     return event
 
 

@@ -13,7 +13,6 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -35,6 +34,7 @@ from pipetower.actions.models import (
 )
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, Gone, NotAllowed, ServiceError
+from pipetower.core.outbox import outbox_enqueue
 from pipetower.servers.models import Server, Tag
 from pipetower.teams.models import Membership, Role, Team
 
@@ -465,7 +465,7 @@ def run_start(
             },
         )
         run_id = run.pk
-        transaction.on_commit(lambda: _enqueue_shards(run_id))
+        _enqueue_shards(run_id)  # through the outbox: in this transaction
     return run
 
 
@@ -555,8 +555,14 @@ def shard_time_limit(*, timeout_seconds: int, concurrency: int, targets: int) ->
     return int(waves * per_wave + 60)
 
 
+def run_subject(run_id: int) -> str:
+    """How the outbox names a run's shard tasks (see core.outbox.outbox_waiting)."""
+    return f"actions.run:{run_id}"
+
+
 def _enqueue_shards(run_id: int, target_ids: Sequence[int] | None = None) -> None:
-    """Queue a task per shard for the run's queued targets (or only `target_ids`)."""
+    """Queue a task per shard for the run's queued targets (or only `target_ids`),
+    through the outbox: call it inside the transaction that wrote the targets."""
     from pipetower.actions.tasks import run_shard_execute_task
 
     run = Run.objects.only("timeout_seconds", "concurrency").filter(pk=run_id).first()
@@ -574,7 +580,13 @@ def _enqueue_shards(run_id: int, target_ids: Sequence[int] | None = None) -> Non
         targets=RunTarget.objects.filter(run_id=run_id).count(),
     )
     for ids in shards.values():
-        run_shard_execute_task.apply_async(args=(run_id, ids), time_limit=limit)
+        outbox_enqueue(
+            run_shard_execute_task,
+            run_id,
+            ids,
+            subject=run_subject(run_id),
+            options={"time_limit": limit},
+        )
 
 
 def run_cancel(*, run: Run, actor: Any, request: HttpRequest | None = None) -> Run:
@@ -1047,7 +1059,7 @@ def run_targets_reap(*, now: datetime | None = None, stale_after: timedelta | No
             if requeue_ids:
                 RunTarget.objects.filter(pk__in=requeue_ids).update(heartbeat_at=None, worker="")
                 _bump(run_id, requeue_ids)
-                transaction.on_commit(partial(_enqueue_shards, run_id, list(requeue_ids)))
+                _enqueue_shards(run_id, list(requeue_ids))  # the outbox, in this transaction
             _recount_locked(run_id)
             full = Run.objects.select_related("team").get(pk=run_id)
             team = full.team

@@ -32,6 +32,7 @@ from pipetower.actions.forms import (
 )
 from pipetower.actions.models import FAILED_STATUSES, Action, Run
 from pipetower.core.errors import ServiceError
+from pipetower.core.outbox import outbox_waiting
 from pipetower.core.query import whole_number
 from pipetower.teams.models import Role
 from pipetower.teams.permissions import team_view
@@ -263,6 +264,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "can_run": _can(request, Role.OPERATOR),
             "has_failed": any(t.status in FAILED_STATUSES for t in targets),
             "can_run_again": run.is_finished and run.action_id is not None,
+            # "broker" or "worker" while the run's tasks wait (core/outbox.py).
+            "waiting_for": None
+            if run.is_finished
+            else outbox_waiting([services.run_subject(run.pk)]).get(services.run_subject(run.pk)),
         },
     )
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.utils.csp import CSP
+from kombu import Queue
 
 from pipetower.config.env import (
     ConfigurationError,
@@ -355,9 +356,38 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # logging format instead of installing its own.
 CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A lost broker connection is retried for ever (a worker must outlive a Redis
+# restart, however long), at most every 30 s.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+# Three queues, so that long runs never delay a sign-in email or the heartbeat
+# (docs/architecture.md, "Queues"). `pipetower worker` takes tasks from all of
+# them unless told `--queues`; `pipetower serve` runs one worker for runs and
+# one for the rest.
+QUEUE_RUNS, QUEUE_MAIL, QUEUE_HOUSEKEEPING = "runs", "mail", "housekeeping"
+TASK_QUEUES = (QUEUE_RUNS, QUEUE_MAIL, QUEUE_HOUSEKEEPING)
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_HOUSEKEEPING
+# Declared, so that a plain `celery worker` (no -Q) also takes all three.
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in TASK_QUEUES)
+CELERY_TASK_ROUTES = {
+    "pipetower.actions.tasks.run_shard_execute_task": {"queue": QUEUE_RUNS},
+    "pipetower.teams.tasks.invitation_send_task": {"queue": QUEUE_MAIL},
+    "pipetower.accounts.tasks.signin_alert_send_task": {"queue": QUEUE_MAIL},
+    "pipetower.support.tasks.newsletter_send_task": {"queue": QUEUE_MAIL},
+    "pipetower.support.tasks.survey_send_task": {"queue": QUEUE_MAIL},
+}
+# Work committed with a task to send is written to the outbox in the same
+# transaction (pipetower/core/outbox.py); what could not be sent is sent again
+# by the scheduler's sweep.
+OUTBOX_SWEEP_SECONDS = 15.0
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "pipetower.core.tasks.heartbeat_task", "schedule": 15.0},
+    "outbox-sweep": {
+        "task": "pipetower.core.tasks.outbox_sweep_task",
+        "schedule": OUTBOX_SWEEP_SECONDS,
+    },
     "reap-lost-run-targets": {
         "task": "pipetower.actions.tasks.run_targets_reap_task",
         "schedule": 15.0,

@@ -8,8 +8,11 @@ of its own, so that:
   children in order: SIGTERM to each child (which stops its own processes:
   granian's workers, Celery's pool), a grace period, then SIGKILL to each
   child's whole process group, so that nothing is left behind either way;
-- when one child dies, the supervisor says which and why, stops the others
-  the same way, and exits non-zero.
+- when one child dies, the supervisor says which and why, clears away what is
+  left of its process group and starts it again after a delay that doubles
+  with each restart (1 s, 2 s, 4 s … at most 30 s); a child that needed more
+  than `max_restarts` restarts within `restart_window_seconds` is not
+  restarted again: the supervisor then stops the others and exits non-zero.
 
 A second Ctrl-C (or SIGTERM) while stopping skips the grace period.
 """
@@ -40,6 +43,8 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    restarts: list[float] = field(default_factory=list, repr=False)  # monotonic times
+    restart_at: float | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -50,10 +55,21 @@ class Child:
 
 
 class ChildDied(Exception):
-    def __init__(self, child: Child, code: int) -> None:
+    def __init__(self, child: Child, code: int, *, restarts: int = 0, window: float = 0) -> None:
         self.child = child
         self.code = code
-        super().__init__(f"the {child.name} stopped unexpectedly ({exit_description(code)})")
+        again = (
+            f" after {restarts} restart{'s' if restarts != 1 else ''} within {_duration(window)}"
+            if restarts
+            else ""
+        )
+        super().__init__(f"the {child.name} stopped unexpectedly ({exit_description(code)}){again}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} s"
 
 
 def exit_description(code: int) -> str:
@@ -74,12 +90,20 @@ class Supervisor:
         out: TextIO = sys.stdout,
         err: TextIO = sys.stderr,
         grace_seconds: float = 20.0,
+        max_restarts: int = 5,
+        restart_window_seconds: float = 600.0,
+        restart_delay_seconds: float = 1.0,
+        restart_max_delay_seconds: float = 30.0,
     ) -> None:
         self.children = children
         self.env = dict(os.environ if env is None else env)
         self.out = out
         self.err = err
         self.grace_seconds = grace_seconds
+        self.max_restarts = max_restarts
+        self.restart_window_seconds = restart_window_seconds
+        self.restart_delay_seconds = restart_delay_seconds
+        self.restart_max_delay_seconds = restart_max_delay_seconds
         self.stop_signal: int | None = None
         self.hurry = False
         self._previous_handlers: dict[int, object] = {}
@@ -105,20 +129,50 @@ class Supervisor:
 
     def start(self) -> None:
         for child in self.children:
-            child.process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-                child.argv,
-                env=self.env,
-                start_new_session=True,
-                preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
-            )
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        child.restart_at = None
+        child.process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+            child.argv,
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent if sys.platform == "linux" else None,
+        )
 
     def check_children(self) -> None:
-        """Raise ChildDied for the first child that is no longer running."""
+        """Restart children that died, when due; raise ChildDied for one that may not be.
+
+        A dead child's process group is killed at once (a Celery pool or web
+        workers may outlive their parent), then the child is started again after
+        a delay that doubles with each recent restart.
+        """
+        now = time.monotonic()
         for child in self.children:
-            if child.process is not None:
-                code = child.process.poll()
-                if code is not None:
-                    raise ChildDied(child, code)
+            if child.restart_at is not None:
+                if now >= child.restart_at and self.stop_signal is None:
+                    self._spawn(child)
+                continue
+            if child.process is None:
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            child.restarts = [t for t in child.restarts if now - t < self.restart_window_seconds]
+            count = len(child.restarts)
+            if count >= self.max_restarts:
+                raise ChildDied(child, code, restarts=count, window=self.restart_window_seconds)
+            _kill_group(child.process.pid)
+            child.process = None
+            delay = min(self.restart_delay_seconds * 2**count, self.restart_max_delay_seconds)
+            child.restarts.append(now + delay)
+            child.restart_at = now + delay
+            self.err.write(
+                f"Pipetower: the {child.name} stopped unexpectedly ({exit_description(code)}); "
+                f"restarting it in {delay:g} s (restart {count + 1} of at most "
+                f"{self.max_restarts} within {_duration(self.restart_window_seconds)}).\n"
+            )
+            self.err.flush()
 
     def wait_for(self, condition: Callable[[], bool], *, timeout: float) -> bool:
         """Wait until `condition()` holds; False on timeout or a stop request.
@@ -157,8 +211,7 @@ class Supervisor:
                 continue
             # The child's process group also holds what it started (web
             # workers, task processes): nothing of it may outlive `serve`.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
+            _kill_group(child.pid)
             assert child.process is not None
             child.process.wait()
 
@@ -190,6 +243,11 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
             self.restore_signal_handlers()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _stop_with_parent() -> None:

@@ -4,9 +4,10 @@ import socket
 from typing import Any
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import task_prerun, worker_ready
 from django.utils import timezone
 
+from pipetower.core import outbox
 from pipetower.core.models import WorkerHeartbeat
 
 
@@ -25,3 +26,15 @@ def heartbeat_record(hostname: str) -> None:
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname, defaults={"seen_at": timezone.now()}
     )
+
+
+@shared_task(name="pipetower.core.tasks.outbox_sweep_task", ignore_result=True)
+def outbox_sweep_task() -> int:
+    """Run by the scheduler: send the outbox messages the broker did not take."""
+    return outbox.outbox_sweep()
+
+
+@task_prerun.connect
+def _on_task_prerun(task_id: str | None = None, **kwargs: Any) -> None:
+    """A task sent through the outbox has started: its work is no longer "waiting"."""
+    outbox.outbox_started(task_id)

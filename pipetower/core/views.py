@@ -9,7 +9,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from pipetower.core import health
 from pipetower.core.models import WorkerHeartbeat
+from pipetower.core.outbox import outbox_backlog
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -33,7 +35,12 @@ def worker_status() -> dict[str, Any]:
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database and worker health for load balancers and monitors (JSON)."""
+    """Database, broker, cache and worker health for load balancers and people.
+
+    `status` is "error" (HTTP 503) when the database does not answer, "degraded"
+    when the site serves pages but something behind it is down (the broker, the
+    cache, or no recent worker), and `down` lists which, by name.
+    """
     body, _rows = _parts()
     return JsonResponse(body, status=503 if body["status"] == "error" else 200)
 
@@ -46,13 +53,21 @@ def _parts() -> tuple[dict[str, Any], list[dict[str, str]]]:
             cursor.execute("SELECT 1")
         body["database"] = {"status": "ok", "vendor": connection.vendor}
         body["worker"] = worker_status()
+        body["outbox"] = outbox_backlog()
     except DatabaseError as exc:
         body["database"] = {"status": "error", "detail": exc.__class__.__name__}
         body["worker"] = {"status": "unknown", "detail": "database unavailable"}
+    body["broker"] = health.broker_status()
+    body["cache"] = health.cache_status()
+    down = [part for part in ("database", "broker", "cache") if body[part]["status"] != "ok"]
+    if body["worker"]["status"] != "ok":
+        down.append("worker")
     if body["database"]["status"] != "ok":
         body["status"] = "error"
-    elif body["worker"]["status"] != "ok":
+    elif down:
         body["status"] = "degraded"
+    if down:
+        body["down"] = down
     worker = body["worker"]
     broker = "Redis" if settings.CELERY_BROKER_URL.startswith("redis") else "built-in (no service)"
     database = body["database"]
@@ -80,8 +95,17 @@ def _parts() -> tuple[dict[str, Any], list[dict[str, str]]]:
         },
         {
             "part": "Broker",
-            "status": worker["status"],
-            "detail": f"{broker}; carried the heartbeat",
+            "status": body["broker"]["status"],
+            "detail": broker
+            if body["broker"]["status"] == "ok"
+            else f"{broker}: {body['broker'].get('detail', 'not answering')}",
+        },
+        {
+            "part": "Cache",
+            "status": body["cache"]["status"],
+            "detail": "stores and returns values"
+            if body["cache"]["status"] == "ok"
+            else str(body["cache"].get("detail", "not answering")),
         },
     ]
     return body, rows

@@ -347,6 +347,15 @@ DATA_MAP: list[ModelDecl] = [
         title="Encryption keys",
         not_personal={"wrapped": "an encryption key wrapped by a master key, no personal data"},
     ),
+    ModelDecl(
+        model="core.OutboxMessage",
+        subject=None,
+        title="Tasks waiting to be sent to a worker",
+        not_personal={
+            "args": "row ids of the work to do (a run, an invitation), no personal data",
+            "secret_args": "an invitation's one-time token, encrypted; deleted a day after use",
+        },
+    ),
     # ----------------------------------------------------------------- teams
     ModelDecl(
         model="teams.Team",

@@ -42,6 +42,7 @@ from pipetower.audit.models import AuditEvent
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, Gone, NotAllowed
 from pipetower.core.fields import EncryptedTextField
+from pipetower.core.outbox import outbox_enqueue
 from pipetower.privacy.datamap import DATA_MAP, ModelDecl
 from pipetower.privacy.models import ExportJob
 from pipetower.servers.models import Server
@@ -541,9 +542,9 @@ def export_request(*, user: User, request: HttpRequest | None = None) -> ExportJ
         with transaction.atomic():
             job = ExportJob.objects.create(user=user)
             audit_record(actor=user, verb="privacy.export_requested", target=job, request=request)
+            outbox_enqueue(export_build_task, job.pk, subject=f"privacy.export:{job.pk}")
     except IntegrityError:
         raise busy from None
-    transaction.on_commit(lambda: export_build_task.delay(job.pk))
     return job
 
 

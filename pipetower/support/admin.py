@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from pipetower.core.outbox import outbox_enqueue
 from pipetower.support.models import Correspondence, Newsletter, Survey, SurveyResponse
 from pipetower.support.tasks import newsletter_send_task, survey_send_task
 
@@ -41,7 +40,7 @@ class NewsletterAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{newsletter}: already sent.", messages.ERROR)
                 continue
             pk = newsletter.pk
-            transaction.on_commit(partial(newsletter_send_task.delay, pk))
+            outbox_enqueue(newsletter_send_task, pk)
             self.message_user(request, f"{newsletter}: sending now.")
 
 
@@ -63,7 +62,7 @@ class SurveyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{survey}: add a question first.", messages.ERROR)
                 continue
             pk = survey.pk
-            transaction.on_commit(partial(survey_send_task.delay, pk))
+            outbox_enqueue(survey_send_task, pk)
             self.message_user(request, f"{survey}: sending now.")
 
 

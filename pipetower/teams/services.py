@@ -13,7 +13,6 @@ import re
 import secrets
 import unicodedata
 from datetime import timedelta
-from typing import Any
 
 from anyascii import anyascii
 from django.conf import settings
@@ -31,6 +30,7 @@ from django.utils.text import slugify
 from pipetower.accounts.models import User
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, Gone, NotAllowed, ServiceError
+from pipetower.core.outbox import outbox_enqueue
 from pipetower.teams import permissions
 from pipetower.teams.models import Invitation, Membership, Role, Team
 from pipetower.teams.selectors import (
@@ -222,6 +222,11 @@ def team_require_2fa_set(
 # --- invitations -------------------------------------------------------------
 
 
+def invitation_subject(invitation: Invitation) -> str:
+    """How the outbox names an invitation's email (see core.outbox.outbox_waiting)."""
+    return f"teams.invitation:{invitation.pk}"
+
+
 def _enqueue_invitation_email(invitation: Invitation, token: str) -> None:
     """Send the invitation email after the transaction commits, through the worker.
 
@@ -238,14 +243,16 @@ def _enqueue_invitation_email(invitation: Invitation, token: str) -> None:
     from pipetower.teams.tasks import invitation_send_task
 
     invitation_id = invitation.pk
-
-    # Celery accepts argsrepr; its type stubs do not list it.
-    options: dict[str, Any] = {"argsrepr": f"({invitation_id}, '<token>')"}
-
-    def enqueue() -> None:
-        invitation_send_task.apply_async(args=(invitation_id, token), **options)
-
-    transaction.on_commit(enqueue)
+    # Through the outbox (pipetower/core/outbox.py): queued once committed, even
+    # if the broker is down now; the token is stored encrypted until then.
+    outbox_enqueue(
+        invitation_send_task,
+        invitation_id,
+        secret_args=[token],
+        data_key=invitation.team.encryption_key(),
+        subject=invitation_subject(invitation),
+        argsrepr=f"({invitation_id}, '<token>')",
+    )
 
 
 def invitation_create(

@@ -18,6 +18,7 @@ from pipetower.accounts.models import User
 from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core.errors import Conflict, Gone, ServiceError
 from pipetower.core.forms import add_service_error
+from pipetower.core.outbox import outbox_pending, outbox_waiting
 from pipetower.teams import permissions, services, signup
 from pipetower.teams.forms import (
     InvitationForm,
@@ -230,26 +231,26 @@ def members(request: HttpRequest) -> HttpResponse:
             except ServiceError as exc:
                 add_service_error(form, exc)
             else:
+                waiting = outbox_pending(services.invitation_subject(invitation))
+                sent = "is being sent" if waiting else "sent"
                 messages.success(
                     request,
-                    f"Invitation sent to {invitation.email}. The link works for "
+                    f"Invitation {sent} to {invitation.email}. The link works for "
                     f"{settings.INVITATION_TTL.days} days.",
                 )
                 return redirect(_members_url(team))
         form.focus_first_error()
+    invitations = list(team_open_invitations(team=team)) if can_manage else []
+    sending = outbox_waiting([services.invitation_subject(inv) for inv in invitations])
     context = {
         "team": team,
         "membership": me,
         "rows": _member_rows(me, team_members(team=team)),
         "can_manage": can_manage,
-        "invitations": (
-            [
-                (inv, permissions.grant_refusal(me, Role(inv.role)) is None)
-                for inv in team_open_invitations(team=team)
-            ]
-            if can_manage
-            else []
-        ),
+        "invitations": [
+            (inv, permissions.grant_refusal(me, Role(inv.role)) is None) for inv in invitations
+        ],
+        "sending": {inv.pk for inv in invitations if services.invitation_subject(inv) in sending},
         "form": form,
     }
     return render(request, "teams/members.html", context, status=400 if form.errors else 200)

@@ -146,6 +146,7 @@ def test_a_worker_on_redis_runs_a_shard(team, user, sshd, make_action, tasks_que
             sender.send_task(
                 "pipetower.actions.tasks.run_shard_execute_task",
                 args=[run.pk, list(run.targets.values_list("pk", flat=True))],
+                queue="runs",  # a bare sender knows no routes; shards go to the runs queue
             )
         wait_for(lambda: Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED, what="the run")
     finally:

@@ -60,6 +60,7 @@ class Serve:
         }
 
     def child(self, name: str) -> int:
+        """The child whose command line holds `pipetower.cli <name>` ("worker --queues runs ")."""
         matches = [pid for pid, cmd in self.children().items() if f"pipetower.cli {name}" in cmd]
         assert len(matches) == 1, (name, self.children())
         return matches[0]
@@ -146,7 +147,10 @@ def test_serve_runs_web_worker_and_scheduler_and_ctrl_c_stops_them_all(
             f"worker ok {seconds_to_worker:.1f} s after start"
         )
 
-    web, worker, scheduler = serve.child("web"), serve.child("worker"), serve.child("scheduler")
+    web, scheduler = serve.child("web"), serve.child("scheduler")
+    # Two workers: one for runs, one for mail and housekeeping (separate queues).
+    runs_worker = serve.child("worker --queues runs ")
+    worker = serve.child("worker --queues mail,housekeeping ")
     everything = descendants(serve.process.pid)
     assert len(everything) > 3, "granian and Celery run processes of their own"
     output = serve.output()
@@ -157,24 +161,47 @@ def test_serve_runs_web_worker_and_scheduler_and_ctrl_c_stops_them_all(
 
     assert serve.process.wait(timeout=STOP_TIMEOUT) == 0, serve.output()
     assert "Pipetower stopped." in serve.output()
-    assert no_process_left(everything, groups=[web, worker, scheduler])
+    assert no_process_left(everything, groups=[web, runs_worker, worker, scheduler])
 
 
-def test_when_one_process_dies_serve_stops_the_others_and_says_which(serve: Serve) -> None:
+def test_when_a_worker_dies_serve_restarts_it_and_says_so(serve: Serve) -> None:
     wait_for_healthz(serve)
-    everything = descendants(serve.process.pid)
-    worker = serve.child("worker")
+    worker = serve.child("worker --queues mail,housekeeping ")
+    pool = list(descendants(worker))
+    web = serve.child("web")
 
     os.killpg(worker, signal.SIGKILL)
 
-    code = serve.process.wait(timeout=STOP_TIMEOUT)
-    output = serve.output()
-    assert code != 0
+    restarted = wait_until(
+        lambda: next(
+            (
+                pid
+                for pid, cmd in serve.children().items()
+                if "worker --queues mail,housekeeping " in cmd and pid != worker
+            ),
+            None,
+        ),
+        timeout=30,
+        interval=0.2,
+        what=f"the worker to be started again\n{serve.output()}",
+    )
+    assert serve.process.poll() is None
     assert (
-        "Pipetower is stopping: the worker stopped unexpectedly (killed by SIGKILL); "
-        "stopping the web server and the scheduler." in output
-    ), output
-    assert no_process_left(everything, groups=[worker])
+        "Pipetower: the worker stopped unexpectedly (killed by SIGKILL); restarting it in 1 s "
+        "(restart 1 of at most 5 within 10 minutes)." in serve.output()
+    )
+    assert serve.child("web") == web, "the others keep running"
+    assert no_process_left(dict.fromkeys(pool, ""), groups=[worker])
+    # The new worker comes up with its pool of task processes, and /healthz is ok.
+    wait_until(lambda: descendants(restarted), timeout=WORKER_OK_TIMEOUT, what="its pool")
+    assert wait_until(
+        lambda: (get_json(serve.healthz_url) or {}).get("worker", {}).get("status") == "ok",
+        timeout=WORKER_OK_TIMEOUT,
+        interval=0.5,
+    )
+
+    ctrl_c(serve)
+    assert serve.process.wait(timeout=STOP_TIMEOUT) == 0, serve.output()
 
 
 def test_serve_refuses_a_port_that_is_already_in_use(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Prepares the data directory (the settings create it and its secrets), migrates
 the database, collects static files, checks the configuration, then runs the
-web server, one worker and the scheduler as child processes until Ctrl-C.
+web server, two workers (one for runs, one for mail and housekeeping) and the
+scheduler as child processes until Ctrl-C, restarting one that dies.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from pipetower.core.management.commands.web import add_tls_arguments, tls_files
 from pipetower.core.serve import Child, Supervisor, local_url, port_answers, port_is_free
 
 WEB_START_TIMEOUT_SECONDS = 60.0
+# Task processes of the worker for mail and housekeeping (`--concurrency` sizes
+# the run worker): two, so one slow export does not hold up a sign-in alert.
+SMALL_WORKER_CONCURRENCY = 2
 
 
 def pipetower_argv(*args: str) -> list[str]:
@@ -34,7 +38,7 @@ def pipetower_argv(*args: str) -> list[str]:
 
 class Command(BaseCommand):
     help = (
-        "Run Pipetower in one command: the web server, one worker and the scheduler, "
+        "Run Pipetower in one command: the web server, two workers and the scheduler, "
         "stopped together with Ctrl-C."
     )
     requires_system_checks: list[str] = []
@@ -55,7 +59,7 @@ class Command(BaseCommand):
             "--concurrency",
             type=positive,
             default=2,
-            help="Task processes in the worker (default 2).",
+            help="Task processes of the worker for runs (default 2).",
         )
         parser.add_argument(
             "--web-processes",
@@ -107,10 +111,32 @@ class Command(BaseCommand):
                         ),
                     ),
                 ),
+                # Two workers, so that runs (long) never hold up mail and the
+                # housekeeping tasks (heartbeat, reaper, outbox sweep).
+                Child(
+                    "run worker",
+                    pipetower_argv(
+                        "worker",
+                        "--queues",
+                        settings.QUEUE_RUNS,
+                        "--concurrency",
+                        str(options["concurrency"]),
+                        "--hostname",
+                        "runs@%h",
+                        "--skip-checks",
+                    ),
+                ),
                 Child(
                     "worker",
                     pipetower_argv(
-                        "worker", "--concurrency", str(options["concurrency"]), "--skip-checks"
+                        "worker",
+                        "--queues",
+                        f"{settings.QUEUE_MAIL},{settings.QUEUE_HOUSEKEEPING}",
+                        "--concurrency",
+                        str(SMALL_WORKER_CONCURRENCY),
+                        "--hostname",
+                        "tasks@%h",
+                        "--skip-checks",
                     ),
                 ),
                 Child("scheduler", pipetower_argv("scheduler", "--skip-checks")),

@@ -25,8 +25,7 @@ def worker_argv(
     argv = ["-q", "worker", f"--loglevel={log_level()}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
-    if queues:
-        argv.append(f"--queues={queues}")
+    argv.append(f"--queues={queues or ','.join(settings.TASK_QUEUES)}")
     if hostname:
         argv.append(f"--hostname={hostname}")
     if not settings.BROKER_URL:
@@ -51,7 +50,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queues",
             default=None,
-            help="Comma-separated queues to take tasks from (default: the default queue).",
+            help=(
+                "Comma-separated queues to take tasks from: runs, mail, housekeeping "
+                "(default: all three)."
+            ),
         )
         parser.add_argument(
             "--hostname",
