@@ -153,6 +153,8 @@ else:
                     "PRAGMA synchronous=NORMAL;"
                     "PRAGMA busy_timeout=20000;"
                     "PRAGMA foreign_keys=ON;"
+                    # Deleted rows are overwritten, not left on free pages (erasure).
+                    "PRAGMA secure_delete=ON;"
                 ),
             },
         }
