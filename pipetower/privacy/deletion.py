@@ -48,6 +48,7 @@ from pipetower.privacy.datamap import DATA_MAP
 from pipetower.privacy.export import export_files_delete
 from pipetower.privacy.holds import held_models
 from pipetower.privacy.models import AccountDeletion, DeletionReport
+from pipetower.privacy.retention import mail_purge_for
 from pipetower.teams.models import Invitation, Membership, Role, Team
 
 ERASED = "deleted account"
@@ -419,4 +420,7 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
                 [email],
             )
         )
+        # Then every message saved for them goes, this last one included.
+        addresses = sorted(emails)
+        transaction.on_commit(lambda: mail_purge_for(addresses=addresses), robust=True)
     return report
