@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "import_export",
         "Restore an export's teams, servers and actions: import-export FILE --email E.",
     ),
+    "privacy": (
+        "privacy",
+        "Erasure: privacy purge (what the scheduler runs), privacy scan --email E --name N.",
+    ),
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
     "manage": ("", "Run any Django management command: pipetower manage <command> ..."),

@@ -64,6 +64,15 @@ def _scan_folder(root: Path, needles: list[str], *, skip: set[Path] = frozenset(
     return hits
 
 
+def scan_paths(paths: list[Path], needles: list[str]) -> list[str]:
+    """Named files (log files kept elsewhere)."""
+    hits: list[str] = []
+    for path in paths:
+        data = path.read_bytes().lower()
+        hits += [f"{path} contains {n!r}" for n in needles if n.lower().encode() in data]
+    return hits
+
+
 def scan_files(needles: list[str]) -> list[str]:
     """Uploaded and generated files (pictures, exports)."""
     return _scan_folder(Path(settings.MEDIA_ROOT), needles)
