@@ -242,7 +242,9 @@ def _scrub(value: str, needles: list[str]) -> str:
     """`value` with every needle (any letter case) replaced by ERASED."""
     for needle in needles:
         if needle:
-            value = re.sub(re.escape(needle), ERASED, value, flags=re.IGNORECASE)
+            # Whole words only: a former name "Al" must not turn "Alerts" into nonsense.
+            pattern = rf"(?<!\w){re.escape(needle)}(?!\w)"
+            value = re.sub(pattern, ERASED, value, flags=re.IGNORECASE)
     return value
 
 
@@ -368,12 +370,14 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
                     ]
                 )
                 counts["activity-log entries anonymised"] += 1
-        counts["staff change-log entries anonymised"] += _admin_log_scrub(
-            user=user, needles=needles
-        )
-        from pipetower.api.models import ApiToken
+        if "admin.LogEntry" not in held:
+            counts["staff change-log entries anonymised"] += _admin_log_scrub(
+                user=user, needles=needles
+            )
+        if "api.ApiToken" not in held:
+            from pipetower.api.models import ApiToken
 
-        counts["API tokens deleted"] += ApiToken.objects.filter(user=user).delete()[0]
+            counts["API tokens deleted"] += ApiToken.objects.filter(user=user).delete()[0]
 
         # Sessions end: every signed-in browser is signed out.
         sessions += user_signed_out_everywhere(user=user)["sessions_ended"]

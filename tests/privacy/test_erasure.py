@@ -95,3 +95,9 @@ def test_scheduling_the_deletion_signs_out_other_sessions_and_revokes_tokens() -
         api_token_authenticate(raw_token=raw, ip="127.0.0.1")
     event = AuditEvent.objects.get(verb="privacy.deletion_signed_out")
     assert event.data == {"sessions_ended": 2, "api_tokens_revoked": 1}
+
+
+def test_scrubbing_replaces_whole_words_only() -> None:
+    assert deletion._scrub("Al reran Alerts for al", ["Al"]) == (
+        f"{deletion.ERASED} reran Alerts for {deletion.ERASED}"
+    )
