@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "backup": ("backup", "Back up the embedded default (SQLite, secrets, files) while it runs."),
     "restore": ("restore", "Restore a backup archive: restore FILE [--force] (Pipetower stopped)."),
+    "privacy": (
+        "privacy",
+        "Erasure: privacy purge (what the scheduler runs), privacy scan --email E --name N.",
+    ),
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
     "manage": ("", "Run any Django management command: pipetower manage <command> ..."),

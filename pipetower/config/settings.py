@@ -154,6 +154,8 @@ else:
                     "PRAGMA synchronous=NORMAL;"
                     "PRAGMA busy_timeout=20000;"
                     "PRAGMA foreign_keys=ON;"
+                    # Deleted rows are overwritten, not left on free pages (erasure).
+                    "PRAGMA secure_delete=ON;"
                 ),
             },
         }
@@ -282,6 +284,8 @@ EMAIL_MODE = env_str("PIPETOWER_EMAIL", "console").lower()
 DEFAULT_FROM_EMAIL = env_str("PIPETOWER_FROM_EMAIL", "Pipetower <pipetower@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 MAIL_DIR = DATA_DIR / "mail"
+# Saved mail older than this is deleted by `pipetower privacy purge` (the scheduler).
+MAIL_RETENTION_DAYS = env_int("PIPETOWER_MAIL_RETENTION_DAYS", 30)
 if EMAIL_MODE == "console":
     _mailer: dict[str, object] = {
         "BACKEND": "pipetower.core.mail.ConsoleAndFileBackend",
@@ -400,6 +404,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-deleted-accounts": {
         "task": "pipetower.privacy.tasks.account_deletions_purge_task",
         "schedule": timedelta(hours=1),
+    },
+    # Saved mail past PIPETOWER_MAIL_RETENTION_DAYS is deleted (docs/privacy.md).
+    "purge-expired-mail": {
+        "task": "pipetower.privacy.tasks.mail_expired_purge_task",
+        "schedule": timedelta(hours=6),
     },
     "purge-expired-exports": {
         "task": "pipetower.privacy.tasks.export_jobs_purge_task",

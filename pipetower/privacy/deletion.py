@@ -9,11 +9,22 @@ PIPETOWER_DELETION_GRACE_DAYS and mails the person; signing in cancels it
 the data map's declarations say what else is deleted or anonymised; the
 account's data key is destroyed, files deleted, sessions ended; only what a
 legal hold covers is kept. A `DeletionReport` records counts, never names.
+
+Erasure covers every identifier the person ever had: the addresses and
+names held in history (activity-log labels, invitations they accepted, the
+staff change log, other addresses on the account) are gathered first by
+`former_identifiers` and scrubbed everywhere they were written. Content in
+teams the person did not own stays with the team, attributed to
+`FORMER_MEMBER`. While the deletion is scheduled, every session and API
+token of the person is ended (`account_deletion_request`). After a purge
+the embedded SQLite database's write-ahead log is checkpointed and
+truncated, so erased rows do not linger in it (`sqlite_wal_truncate`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +33,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -37,9 +48,11 @@ from pipetower.privacy.datamap import DATA_MAP
 from pipetower.privacy.export import export_files_delete
 from pipetower.privacy.holds import held_models
 from pipetower.privacy.models import AccountDeletion, DeletionReport
+from pipetower.privacy.retention import mail_purge_for
 from pipetower.teams.models import Invitation, Membership, Role, Team
 
 ERASED = "deleted account"
+FORMER_MEMBER = "a former member"
 ACTIVE_RUN = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
@@ -102,6 +115,15 @@ def account_deletion_request(
             scheduled_for=now + timedelta(days=settings.DELETION_GRACE_DAYS),
         )
         audit_record(actor=user, verb="privacy.deletion_requested", target=user, request=request)
+        signed_out = user_signed_out_everywhere(user=user)
+        if any(signed_out.values()):
+            audit_record(
+                actor=user,
+                verb="privacy.deletion_signed_out",
+                target=user,
+                request=request,
+                data=signed_out,
+            )
     when = deletion.scheduled_for.strftime("%d %B %Y")
     email = user.email
     transaction.on_commit(
@@ -114,6 +136,25 @@ def account_deletion_request(
         )
     )
     return deletion
+
+
+def user_signed_out_everywhere(*, user: User) -> dict[str, int]:
+    """End every session of `user` and revoke their API tokens; counts of each."""
+    from allauth.usersessions.models import UserSession
+
+    from pipetower.api.models import ApiToken
+
+    keys = set(UserSession.objects.filter(user=user).values_list("session_key", flat=True))
+    UserSession.objects.filter(user=user).delete()
+    sessions = Session.objects.filter(session_key__in=keys).delete()[0]
+    for session in Session.objects.exclude(session_key__in=keys).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+            sessions += 1
+    tokens = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    return {"sessions_ended": sessions, "api_tokens_revoked": tokens}
 
 
 def account_deletion_cancel(*, user: User, request: HttpRequest | None = None) -> bool:
@@ -145,14 +186,85 @@ def account_deletions_purge(*, now: datetime | None = None) -> int:
             status=AccountDeletion.Status.COMPLETED, completed_at=now, report=report
         )
         count += 1
+    if count:
+        sqlite_wal_truncate()
     return count
 
 
+def sqlite_wal_truncate() -> bool:
+    """Checkpoint and truncate the SQLite write-ahead log; True when it was emptied.
+
+    Erased rows otherwise stay readable in the `-wal` file until SQLite's own
+    checkpoint gets round to it. PostgreSQL needs nothing: its WAL is not
+    part of the data directory people copy, and VACUUM reclaims dead rows.
+    """
+    if connection.vendor != "sqlite":
+        return True
+    if connection.in_atomic_block:
+        return False  # a checkpoint cannot run inside a transaction; the caller's commit first
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = cursor.fetchone()
+    except OperationalError:
+        return False  # another connection holds a lock; SQLite checkpoints later
+    return not busy
+
+
+def former_identifiers(*, user: User) -> tuple[set[str], set[str]]:
+    """Every address and name `user` has had that history still holds: (emails, names)."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    emails = {user.email}
+    names = {user.name} if user.name else set()
+    emails |= set(EmailAddress.objects.filter(user=user).values_list("email", flat=True))
+    emails |= set(Invitation.objects.filter(accepted_by=user).values_list("email", flat=True))
+    labels = set(AuditEvent.objects.filter(actor=user).values_list("actor_label", flat=True)) | set(
+        AuditEvent.objects.filter(target_type="accounts.user", target_id=str(user.pk)).values_list(
+            "target_label", flat=True
+        )
+    )
+    user_type = ContentType.objects.get_for_model(User)
+    labels |= set(
+        LogEntry.objects.filter(content_type=user_type, object_id=str(user.pk)).values_list(
+            "object_repr", flat=True
+        )
+    )
+    for label in labels:
+        if label and label != "system":
+            (emails if "@" in label else names).add(label)
+    return {e for e in emails if e}, {n for n in names if n}
+
+
 def _scrub(value: str, needles: list[str]) -> str:
+    """`value` with every needle (any letter case) replaced by ERASED."""
     for needle in needles:
         if needle:
-            value = value.replace(needle, ERASED)
+            # Whole words only: a former name "Al" must not turn "Alerts" into nonsense.
+            pattern = rf"(?<!\w){re.escape(needle)}(?!\w)"
+            value = re.sub(pattern, ERASED, value, flags=re.IGNORECASE)
     return value
+
+
+def _admin_log_scrub(*, user: User, needles: list[str]) -> int:
+    """The staff change log keeps what was changed, not whose name or address it was."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    about = Q(content_type=ContentType.objects.get_for_model(User), object_id=str(user.pk))
+    for needle in needles:
+        about |= Q(object_repr__icontains=needle) | Q(change_message__icontains=needle)
+    count = 0
+    for entry in LogEntry.objects.filter(about).distinct():
+        entry.object_repr = _scrub(entry.object_repr, needles)[:200]
+        entry.change_message = _scrub(entry.change_message, needles)
+        if entry.content_type_id == ContentType.objects.get_for_model(User).pk:
+            entry.object_repr = ERASED
+        entry.save(update_fields=["object_repr", "change_message"])
+        count += 1
+    return count
 
 
 def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
@@ -161,10 +273,12 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
     held = held_models(user=user, now=now)
     counts: Counter[str] = Counter()
     kept: list[dict[str, Any]] = []
-    email, name = user.email, user.name
+    email = user.email
+    emails, names = former_identifiers(user=user)
     ips = {ip for ip in [user.signup_ip] if ip}
     ips |= {ip for ip in user.signin_events.values_list("ip", flat=True) if ip}
-    needles = [email, name, *sorted(ips)]
+    # Longest first, so "Ada Lovelace" is replaced before "Ada" could split it.
+    needles = sorted(emails | names, key=len, reverse=True) + sorted(ips)
     avatar = user.avatar.name if user.avatar else ""
     storage = user.avatar.storage
     files = 0
@@ -185,13 +299,15 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
             counts.update({"teams (owned alone, with servers, actions and runs)": 1})
             counts.update({f"team content: {k}": v for k, v in deleted.items()})
         counts["memberships"] += Membership.objects.filter(user=user).delete()[0]
-        counts["invitations to the address"] += Invitation.objects.filter(
-            email__iexact=email
-        ).delete()[0]
+        to_person = Q(accepted_by=user)
+        for address in emails:
+            to_person |= Q(email__iexact=address)
+        counts["invitations to the address"] += Invitation.objects.filter(to_person).delete()[0]
 
         # Declared personal data (the data map).
         for decl in DATA_MAP:
-            if decl.subject is None or decl.model.lower() in {"accounts.user"}:
+            # The activity log has its own pass below: it keeps what happened, not who.
+            if decl.subject is None or decl.model.lower() in {"accounts.user", "audit.auditevent"}:
                 continue
             if decl.model in held:
                 kept.append({"model": decl.model, "reason": held[decl.model]})
@@ -221,21 +337,27 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
         if "audit.AuditEvent" in held:
             kept.append({"model": "audit.AuditEvent", "reason": held["audit.AuditEvent"]})
         else:
-            about = (
-                Q(actor=user)
-                | Q(target_type="accounts.user", target_id=str(user.pk))
-                | Q(actor_label__icontains=email)
-                | Q(target_label__icontains=email)
-            )
-            if name:
-                about |= Q(target_label__icontains=name)
+            about = Q(actor=user) | Q(target_type="accounts.user", target_id=str(user.pk))
+            tokens = [str(pk) for pk in user.api_tokens.values_list("pk", flat=True)]
+            about |= Q(target_type="api.apitoken", target_id__in=tokens)
+            for needle in emails | names:
+                about |= Q(actor_label__icontains=needle) | Q(target_label__icontains=needle)
+                about |= Q(data__icontains=needle)
             for event in AuditEvent.objects.filter(about).distinct():
+                if event.target_type == "api.apitoken" and event.target_id in tokens:
+                    # A token's label is the person's own words: it goes.
+                    event.target_label = "API token"
+                    if isinstance(event.data, dict):
+                        event.data = {k: v for k, v in event.data.items() if k != "name"}
+                was_actor = event.actor_id == user.pk
                 event.actor = None
-                event.actor_label = _scrub(event.actor_label, needles)
+                event.actor_label = (
+                    FORMER_MEMBER if was_actor else _scrub(event.actor_label, needles)
+                )
                 event.target_label = _scrub(event.target_label, needles)
                 event.target_id = "" if event.target_type == "accounts.user" else event.target_id
                 event.data = json.loads(_scrub(json.dumps(event.data), needles))
-                if event.actor_id is None and event.ip in ips:
+                if was_actor or event.ip in ips:
                     event.ip = None
                 event.save(
                     update_fields=[
@@ -248,20 +370,17 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
                     ]
                 )
                 counts["activity-log entries anonymised"] += 1
-            # Entries in other people's teams that only mention the address.
-            for event in AuditEvent.objects.filter(data__icontains=email):
-                event.data = json.loads(_scrub(json.dumps(event.data), needles))
-                event.save(update_fields=["data"])
+        if "admin.LogEntry" not in held:
+            counts["staff change-log entries anonymised"] += _admin_log_scrub(
+                user=user, needles=needles
+            )
+        if "api.ApiToken" not in held:
+            from pipetower.api.models import ApiToken
+
+            counts["API tokens deleted"] += ApiToken.objects.filter(user=user).delete()[0]
 
         # Sessions end: every signed-in browser is signed out.
-        from allauth.usersessions.models import UserSession
-
-        keys = list(UserSession.objects.filter(user=user).values_list("session_key", flat=True))
-        sessions += Session.objects.filter(session_key__in=keys).delete()[0]
-        for session in Session.objects.all().iterator():
-            if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-                session.delete()
-                sessions += 1
+        sessions += user_signed_out_everywhere(user=user)["sessions_ended"]
         files += export_files_delete(user=user)
 
         if user.data_key:
@@ -305,4 +424,7 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
                 [email],
             )
         )
+        # Then every message saved for them goes, this last one included.
+        addresses = sorted(emails)
+        transaction.on_commit(lambda: mail_purge_for(addresses=addresses), robust=True)
     return report

@@ -33,6 +33,14 @@ def account_deletions_purge_task() -> int:
     return account_deletions_purge()
 
 
+@shared_task(name="pipetower.privacy.tasks.mail_expired_purge_task", ignore_result=True)
+def mail_expired_purge_task() -> int:
+    """Run by the scheduler: delete saved mail older than its retention period."""
+    from pipetower.privacy.retention import mail_expired_purge
+
+    return mail_expired_purge()
+
+
 # =============================================================================
 # Support access (support_access.py)
 # =============================================================================

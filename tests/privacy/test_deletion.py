@@ -195,3 +195,13 @@ def test_with_two_factor_on_deleting_also_needs_a_current_code(client: Client, u
     )
     assert right.status_code == 302
     assert AccountDeletion.objects.filter(user=user).exists()
+
+
+def test_the_page_explains_that_shared_team_content_stays_with_a_former_member(
+    owner_client: Client,
+) -> None:
+    _reauthenticated(owner_client)
+    html = owner_client.get(reverse("privacy:deletion")).content.decode()
+    assert "belongs to that team" in html
+    assert "“a former member”" in html
+    assert "signed out everywhere" in html
