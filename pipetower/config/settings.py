@@ -376,6 +376,8 @@ CELERY_TASK_DEFAULT_QUEUE = QUEUE_HOUSEKEEPING
 CELERY_TASK_QUEUES = tuple(Queue(name) for name in TASK_QUEUES)
 CELERY_TASK_ROUTES = {
     "pipetower.actions.tasks.run_shard_execute_task": {"queue": QUEUE_RUNS},
+    # A connection test may wait on a silent host: with the runs, not before an email.
+    "pipetower.servers.tasks.server_check_task": {"queue": QUEUE_RUNS},
     "pipetower.teams.tasks.invitation_send_task": {"queue": QUEUE_MAIL},
     "pipetower.accounts.tasks.signin_alert_send_task": {"queue": QUEUE_MAIL},
     "pipetower.support.tasks.newsletter_send_task": {"queue": QUEUE_MAIL},

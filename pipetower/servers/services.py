@@ -23,6 +23,7 @@ from django.utils import timezone
 from pipetower.audit.services import audit_record
 from pipetower.core import netguard
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
+from pipetower.core.outbox import outbox_enqueue
 from pipetower.servers import keys as keylib
 from pipetower.servers.errors import SshError
 from pipetower.servers.models import Server, Tag, TeamServerSettings, TeamSshKey
@@ -793,8 +794,8 @@ def server_check_request(
         locked.check_requested_at = now
         locked.check_requested_by = actor
         locked.save(update_fields=["check_requested_at", "check_requested_by", "updated_at"])
-        server_id, actor_id = locked.pk, actor.pk
-        transaction.on_commit(lambda: server_check_task.delay(server_id, actor_id))
+        # Through the outbox, like every task: a broker outage delays the test, never loses it.
+        outbox_enqueue(server_check_task, locked.pk, actor.pk, subject=f"servers.check:{locked.pk}")
     return locked
 
 

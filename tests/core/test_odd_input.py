@@ -49,7 +49,7 @@ PAGE_CASES = [
     ("/teams/engines/runs/{run}/live?rev=%C2%B2", "rev"),
     ("/teams/engines/runs/{run}/live?after={target}:%C2%B2", "after"),
     ("/teams/engines/runs/{run}/live?after=%C2%B2:1", "after"),
-    ("/teams/engines/runs/{run}/stream?rev=%C2%B2&wait=0.1", "rev"),
+    ("/teams/engines/runs/{run}/live?rev=%C2%B2&stream=1", "rev"),
     ("/teams/engines/runs/{run}/targets/{target}/chunks?before=%C2%B2", "before"),
     ("/teams/engines/runs/?action=%00", "NUL"),
     ("/teams/engines/activity/?verb=a%00b", "NUL"),
