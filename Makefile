@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve check test lint fmt install install-test clean
+.PHONY: serve check test fuzz lint fmt install install-test clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -38,6 +38,11 @@ lint: $(TEST_STAMP)
 test: $(TEST_STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The long Schemathesis run over the whole API (`make test` runs a few cases per operation).
+FUZZ_EXAMPLES ?= 200
+fuzz: $(TEST_STAMP)
+	PIPETOWER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_api_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
 
 fmt: $(TEST_STAMP)
 	$(BIN)/ruff format .

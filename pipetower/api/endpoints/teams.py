@@ -61,7 +61,7 @@ def _membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Me
 
 
 # --- teams -------------------------------------------------------------------
-@router.get("/teams", response=with_errors({200: Page[TeamOut]}, 401, 422, 429))
+@router.get("/teams", response=with_errors({200: Page[TeamOut]}, 401, 404, 422, 429))
 def team_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, Any]:
     """The teams you belong to, by name, with your role in each."""
     memberships = memberships_for_user(user=principal(request).user)

@@ -19,7 +19,7 @@ from pipetower.core.errors import ServiceError
 router = Router(tags=["tokens"])
 
 
-@router.get("/tokens", response=with_errors({200: Page[TokenOut]}, 401, 422, 429))
+@router.get("/tokens", response=with_errors({200: Page[TokenOut]}, 401, 404, 422, 429))
 def token_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, object]:
     """Your API tokens, newest first. The token itself is never shown again."""
     return paginate(request, api_tokens_for_user(user=principal(request).user), pagination)
