@@ -68,7 +68,7 @@ def team_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, 
     return paginate(request, memberships, pagination, transform=lambda m: _team_out(m.team, m.role))
 
 
-@router.post("/teams", response=with_errors({201: TeamOut}, 401, 403, 409, 422, 429))
+@router.post("/teams", response=with_errors({201: TeamOut}, 400, 401, 403, 409, 422, 429))
 def team_create(request: HttpRequest, payload: TeamCreateIn) -> Status[dict[str, Any]]:
     """Create a team. You become its owner."""
     team = team_services.team_create(

@@ -25,7 +25,7 @@ def token_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str,
     return paginate(request, api_tokens_for_user(user=principal(request).user), pagination)
 
 
-@router.post("/tokens", response=with_errors({201: TokenCreatedOut}, 401, 403, 422, 429))
+@router.post("/tokens", response=with_errors({201: TokenCreatedOut}, 400, 401, 403, 422, 429))
 def token_create(request: HttpRequest, payload: TokenCreateIn) -> Status[dict[str, object]]:
     """Create a token. The answer's `token` is the only time it is shown: store it now.
 
