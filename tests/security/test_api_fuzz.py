@@ -105,3 +105,35 @@ def test_api_fuzz(fuzz_seed: Seed) -> None:
     print(f"schemathesis: {cases} cases over {len(raw['paths'])} paths")
     assert cases > 0
     assert not failures, "\n\n".join(failures)
+
+
+def test_api_fuzz_stateful(fuzz_seed: Seed) -> None:
+    """Sequences of calls along the links Schemathesis infers between operations
+    (an id one operation returns, fed to the next)."""
+    raw = json.loads(json.dumps(api.get_openapi_schema(), default=str))
+    loaded = schemathesis.openapi.from_dict(_pin_path_parameters(raw, fuzz_seed))
+    loaded.app = get_wsgi_application()
+    headers = {"Authorization": f"Bearer {fuzz_seed.tokens['owner']}"}
+    calls: list[str] = []
+
+    class Machine(loaded.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            cache.clear()
+            calls.append(f"{case.method} {case.path}")
+            return {"headers": headers}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Machine.run(
+        settings=settings(
+            max_examples=max(2, EXAMPLES // 2),
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=EXAMPLES <= 10,
+            database=None,
+        )
+    )
+    print(f"schemathesis stateful: {len(calls)} calls, {len(set(calls))} operations")
+    assert len(set(calls)) > 1
