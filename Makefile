@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve check test lint fmt install install-test clean screenshots
+.PHONY: serve check test fuzz lint fmt install install-test clean screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -42,6 +42,11 @@ test: $(TEST_STAMP)
 # The main pages of a seeded demo team at 1280 px and 390 px, into docs/screenshots/.
 screenshots: $(TEST_STAMP)
 	PIPETOWER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser/test_screenshots.py -q -p no:cacheprovider
+
+# The long Schemathesis run over the whole API (`make test` runs a few cases per operation).
+FUZZ_EXAMPLES ?= 200
+fuzz: $(TEST_STAMP)
+	PIPETOWER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_api_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
 
 fmt: $(TEST_STAMP)
 	$(BIN)/ruff format .

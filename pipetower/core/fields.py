@@ -31,10 +31,12 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_save
 
 from pipetower.core import crypto
 
 _BATCH = 200
+_UNBOUND = "_pipetower_unbound_fields"
 
 
 class Ciphertext(str):
@@ -98,11 +100,24 @@ class EncryptedTextField(models.TextField):
     def seal(self, instance: models.Model, plaintext: str) -> Ciphertext:
         """Encrypt `plaintext` for this field of `instance`, under its owner's data key."""
         data_key = self.owner_of(instance).encryption_key()
-        return Ciphertext(crypto.encrypt(plaintext, data_key=data_key, context=self.context))
+        return Ciphertext(
+            crypto.encrypt(plaintext, data_key=data_key, context=self.context, row=instance.pk)
+        )
 
     def open(self, instance: models.Model, token: str) -> str:
         """Decrypt a stored value of this field of `instance`; DecryptionError otherwise."""
-        return crypto.decrypt(token, context=self.context, data_key_id=self.owner_key_id(instance))
+        return crypto.decrypt(
+            token, context=self.context, data_key_id=self.owner_key_id(instance), row=instance.pk
+        )
+
+    def contribute_to_class(
+        self, cls: type[models.Model], name: str, private_only: bool = False
+    ) -> None:
+        super().contribute_to_class(cls, name, private_only=private_only)
+        if not cls._meta.abstract:
+            post_save.connect(
+                _bind_after_insert, sender=cls, dispatch_uid=f"pt-bind-{cls._meta.label_lower}"
+            )
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         value = model_instance.__dict__.get(self.attname)
@@ -121,6 +136,10 @@ class EncryptedTextField(models.TextField):
                     "before moving the row to another owner."
                 )
             return value
+        if model_instance.pk is None:
+            # No primary key yet: sealed for the column now, re-sealed for the
+            # row right after the insert (_bind_after_insert).
+            model_instance.__dict__.setdefault(_UNBOUND, set()).add(self.name)
         return self.seal(model_instance, str(value))
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
@@ -145,6 +164,23 @@ class EncryptedTextField(models.TextField):
         if value is None or value == "" or isinstance(value, Ciphertext):
             return value or ""
         return self.seal(obj, str(value))
+
+
+def _bind_after_insert(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    """Re-seal the values written before the row had a primary key, bound to the row."""
+    pending = instance.__dict__.pop(_UNBOUND, None)
+    if not pending or instance.pk is None or kwargs.get("raw"):
+        return
+    updates = {}
+    for name in pending:
+        field = instance._meta.get_field(name)
+        assert isinstance(field, EncryptedTextField)
+        plaintext = instance.__dict__.get(field.attname)
+        if plaintext is None or plaintext == "" or isinstance(plaintext, Ciphertext):
+            continue
+        updates[field.attname] = field.seal(instance, str(plaintext))
+    if updates:
+        sender._base_manager.filter(pk=instance.pk).update(**updates)
 
 
 def encrypted_fields() -> list[tuple[type[models.Model], list[EncryptedTextField]]]:

@@ -73,7 +73,7 @@ def test_a_secret_default_is_stored_encrypted_and_never_in_the_definitions(make_
     action = make_action(parameters=[{"name": "token", "kind": "secret", "default": "hunter2"}])
     assert action.parameters[0]["default"] is None
     raw = Action.objects.filter(pk=action.pk).values_list("secret_defaults", flat=True).get()
-    assert "hunter2" not in raw and raw.startswith("pt1:")
+    assert "hunter2" not in raw and raw.startswith("pt2:")
     assert Action.objects.get(pk=action.pk).secret_default_values() == {"token": "hunter2"}
 
 

@@ -86,7 +86,7 @@ def test_rotation_re_encrypts_every_value_with_fresh_ciphertext(keys, secrets) -
     assert counts["cryptotest.Keypair"] == 1
     assert counts["unreadable values"] == 0
     after = [stored(s, "value") for s in secrets]
-    assert all(a != b and a.startswith("pt1:") for a, b in zip(after, before, strict=True))
+    assert all(a != b and a.startswith("pt2:") for a, b in zip(after, before, strict=True))
     assert reload(secrets[0]).note == "n1"
 
 

@@ -44,7 +44,7 @@ def test_stored_column_holds_versioned_ciphertext_never_the_plaintext(team: Team
     for field in ("value", "note"):
         raw = stored(secret, field)
         assert raw is not None
-        assert raw.startswith("pt1:")
+        assert raw.startswith("pt2:")
         assert "hunter2" not in raw
         assert PLAINTEXT not in raw
     assert stored(secret, "name") == "deploy key"
@@ -153,7 +153,7 @@ def test_moving_a_row_to_another_team_re_encrypts_a_value_read_before_the_move(
     moved = fresh(secret)
     assert moved.team == other_team
     assert moved.value == PLAINTEXT
-    assert stored(secret, "value").startswith(f"pt1:{other_team.encryption_key().pk}:")
+    assert stored(secret, "value").startswith(f"pt2:{other_team.encryption_key().pk}:")
 
 
 def test_moving_a_row_without_reading_its_value_is_refused(team: Team, other_team: Team) -> None:
@@ -185,12 +185,12 @@ def flip_first_ciphertext_byte(token: str) -> str:
     [
         (flip_last_byte, "integrity check"),
         (flip_first_ciphertext_byte, "integrity check"),
-        (lambda t: t[: len("pt1:1:") + 8], "not Pipetower ciphertext|too short"),
-        (lambda t: t.replace("pt1:", "pt9:", 1), "not Pipetower ciphertext"),
+        (lambda t: t[: len("pt2:1:") + 8], "not Pipetower ciphertext|too short"),
+        (lambda t: t.replace("pt2:", "pt9:", 1), "not Pipetower ciphertext"),
         (lambda t: t[:-4] + "!!!!", "not Pipetower ciphertext"),
         (lambda t: t[:10] + " " + t[10:], "not Pipetower ciphertext"),
         (lambda t: "hunter2", "not Pipetower ciphertext"),
-        (lambda t: t.replace("pt1:", "pt1:²", 1), "not Pipetower ciphertext"),
+        (lambda t: t.replace("pt2:", "pt2:²", 1), "not Pipetower ciphertext"),
     ],
     ids=["tag", "ciphertext", "truncated", "version", "junk", "whitespace", "plaintext", "key-id"],
 )
@@ -266,6 +266,7 @@ def test_bulk_create_encrypts(team: Team) -> None:
     Secret.objects.bulk_create([Secret(team=team, name=f"s{n}", value=f"pw-{n}") for n in range(3)])
 
     for secret in Secret.objects.all():
+        # No primary key before a bulk insert: bound to the column only, until rotate-keys.
         assert stored(secret, "value").startswith("pt1:")
         assert fresh(secret).value == f"pw-{secret.name[1:]}"
 
@@ -301,10 +302,12 @@ def test_dumpdata_writes_ciphertext_not_the_plaintext(team: Team) -> None:
     (row,) = json.loads(dumped)
     assert row["fields"]["name"] == "a"
     dumped_value = row["fields"]["value"]
-    assert dumped_value.startswith("pt1:")
+    assert dumped_value.startswith("pt2:")
     assert PLAINTEXT not in dumped_value
-    assert crypto.decrypt(dumped_value, context="cryptotest.secret.value") == PLAINTEXT
-    assert stored(secret, "value").startswith("pt1:")
+    assert (
+        crypto.decrypt(dumped_value, context="cryptotest.secret.value", row=secret.pk) == PLAINTEXT
+    )
+    assert stored(secret, "value").startswith("pt2:")
 
 
 def test_encrypted_fields_finds_every_encrypted_field_by_type() -> None:

@@ -109,7 +109,7 @@ def test_an_uploaded_key_is_stored_encrypted_and_never_audited(team, make_server
     with connection.cursor() as cursor:
         cursor.execute("SELECT private_key FROM servers_server WHERE id = %s", [server.pk])
         (raw,) = cursor.fetchone()
-    assert raw.startswith("pt1:") and "PRIVATE KEY" not in raw
+    assert raw.startswith("pt2:") and "PRIVATE KEY" not in raw
     assert server.private_key_fingerprint.startswith("SHA256:")
     audit = str(list(AuditEvent.objects.values_list("data", flat=True)))
     assert "PRIVATE" not in audit and "passphrase-917" not in audit

@@ -22,7 +22,7 @@ def me_get(request: HttpRequest) -> Any:
     return principal(request).user
 
 
-@router.patch("/me", response=with_errors({200: MeOut}, 401, 403, 422, 429))
+@router.patch("/me", response=with_errors({200: MeOut}, 400, 401, 403, 422, 429))
 def me_update(request: HttpRequest, payload: MeUpdateIn) -> Any:
     """Change your name."""
     caller = principal(request)

@@ -60,14 +60,14 @@ def _membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Me
 
 
 # --- teams -------------------------------------------------------------------
-@router.get("/teams", response=with_errors({200: Page[TeamOut]}, 401, 422, 429))
+@router.get("/teams", response=with_errors({200: Page[TeamOut]}, 401, 404, 422, 429))
 def team_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, Any]:
     """The teams you belong to, by name, with your role in each."""
     memberships = memberships_for_user(user=principal(request).user)
     return paginate(request, memberships, pagination, transform=lambda m: _team_out(m.team, m.role))
 
 
-@router.post("/teams", response=with_errors({201: TeamOut}, 401, 403, 409, 422, 429))
+@router.post("/teams", response=with_errors({201: TeamOut}, 400, 401, 403, 409, 422, 429))
 def team_create(request: HttpRequest, payload: TeamCreateIn) -> Status[dict[str, Any]]:
     """Create a team. You become its owner."""
     team = team_services.team_create(

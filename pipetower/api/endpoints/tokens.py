@@ -19,13 +19,13 @@ from pipetower.core.errors import ServiceError
 router = Router(tags=["tokens"])
 
 
-@router.get("/tokens", response=with_errors({200: Page[TokenOut]}, 401, 422, 429))
+@router.get("/tokens", response=with_errors({200: Page[TokenOut]}, 401, 404, 422, 429))
 def token_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, object]:
     """Your API tokens, newest first. The token itself is never shown again."""
     return paginate(request, api_tokens_for_user(user=principal(request).user), pagination)
 
 
-@router.post("/tokens", response=with_errors({201: TokenCreatedOut}, 401, 403, 422, 429))
+@router.post("/tokens", response=with_errors({201: TokenCreatedOut}, 400, 401, 403, 422, 429))
 def token_create(request: HttpRequest, payload: TokenCreateIn) -> Status[dict[str, object]]:
     """Create a token. The answer's `token` is the only time it is shown: store it now.
 
