@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve check test lint fmt install install-test clean
+.PHONY: serve check test lint fmt install install-test clean bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -38,6 +38,10 @@ lint: $(TEST_STAMP)
 test: $(TEST_STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Load benchmark by hand (needs wrk); bench/RESULTS.md has the figures.
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 fmt: $(TEST_STAMP)
 	$(BIN)/ruff format .

@@ -33,6 +33,20 @@ DATA_DIR = data_dir()
 PORT = env_int("PIPETOWER_PORT", 8000)
 BASE_URL = env_str("PIPETOWER_BASE_URL", f"http://localhost:{PORT}").rstrip("/")
 
+
+def _rate_setting(name: str, default: str) -> str:
+    from pipetower.core.ratelimit import Rate
+
+    value = env_str(name, default)
+    try:
+        Rate.parse(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name} must be a rate such as 600/m (per minute), 100/s or 5000/h, not {value!r}."
+        ) from None
+    return value
+
+
 # --- secrets -----------------------------------------------------------------
 _generated: dict[str, str] = {}
 if PRODUCTION:
@@ -155,8 +169,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache -------------------------------------------------------------------
 CACHE_URL = env_str("CACHE_URL")
 if CACHE_URL.startswith(("redis://", "rediss://")):
+    # Answers "not cached" instead of failing while Redis is down (pipetower/core/cache.py).
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "pipetower.core.cache.FailOpenRedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+        }
     }
 else:
     CACHES = {
@@ -404,7 +423,7 @@ if PRODUCTION and ANALYTICS_SNIPPET_URL.startswith("http://"):
     raise ConfigurationError("PIPETOWER_ANALYTICS_SNIPPET_URL must use https in production.")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # Failed API token attempts allowed per client address before a 429.
-API_TOKEN_FAILURE_LIMIT = "10/m"
+API_TOKEN_FAILURE_LIMIT = _rate_setting("PIPETOWER_API_TOKEN_FAILURE_LIMIT", "10/m")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -452,7 +471,8 @@ ACTIONS_OUTPUT_LIMIT_BYTES = env_int("PIPETOWER_OUTPUT_LIMIT_BYTES", 10 * 1024 *
 ACTIONS_SHARD_SIZE = env_int("PIPETOWER_RUN_SHARD_SIZE", 100)
 ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFTER", 60))
 ACTIONS_LIVE_WAITERS = env_int("PIPETOWER_LIVE_WAITERS", 2)
-API_RATE_LIMIT = "600/m"  # API requests per person
+# API requests per person, counted atomically (pipetower/core/ratelimit.py).
+API_RATE_LIMIT = _rate_setting("PIPETOWER_API_RATE_LIMIT", "600/m")
 
 LOGGING = {
     "version": 1,
