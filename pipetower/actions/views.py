@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -21,6 +22,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -218,8 +220,35 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "actions/run_list.html",
-        {"page": page, "form": form, "query": query.urlencode(), "filtered": bool(query)},
+        {
+            "page": page,
+            "rows": _run_rows(page.object_list),
+            "form": form,
+            "query": query.urlencode(),
+            "filtered": bool(query),
+        },
     )
+
+
+def _run_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """What each row of the run history shows, formatted here: template filters per
+    row (date, floatformat) cost more than the rest of the page."""
+    rows = []
+    for run in runs:
+        duration = run.duration
+        rows.append(
+            {
+                "pk": run.pk,
+                "rerun_of": run.rerun_of_id,
+                "action": run.action_name,
+                "status": run.status,
+                "label": run.get_status_display(),
+                "started": timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                "duration": f"{duration.total_seconds():.1f} s" if duration else "",
+                "by": str(run.started_by) if run.started_by else "system",
+            }
+        )
+    return rows
 
 
 @team_view()

@@ -113,7 +113,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    # allauth's session tracking, written at most once a minute per session (core/middleware.py).
+    "pipetower.core.middleware.UserSessionsMiddleware",
     "pipetower.core.security.AdminGuardMiddleware",
     "pipetower.teams.middleware.CurrentTeamMiddleware",
     # Consented page counts, the A/B cookie and the analytics script's CSP (docs/cookies.md).
@@ -152,6 +153,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(DATA_DIR / "pipetower.sqlite3"),
+            # Kept open between requests: opening one (and its PRAGMAs) and closing
+            # it (a WAL checkpoint) cost more CPU than a list page's queries.
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 "timeout": 20,
                 "transaction_mode": "IMMEDIATE",
