@@ -34,10 +34,9 @@ PORT = env_int("PIPETOWER_PORT", 8000)
 BASE_URL = env_str("PIPETOWER_BASE_URL", f"http://localhost:{PORT}").rstrip("/")
 
 
-def _rate_setting(name: str, default: str) -> str:
+def _rate_setting(name: str, value: str) -> str:
     from pipetower.core.ratelimit import Rate
 
-    value = env_str(name, default)
     try:
         Rate.parse(value)
     except ValueError:
@@ -103,6 +102,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "pipetower.core.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # ETag from the body on every GET, 304 for a matching If-None-Match: a list or
+    # run that has not changed is not sent again, and a change always shows.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -380,7 +382,8 @@ MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Hashed names, cached by browsers for a year (pipetower/core/staticfiles.py).
+    "staticfiles": {"BACKEND": "pipetower.core.staticfiles.HashedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -427,7 +430,9 @@ if PRODUCTION and ANALYTICS_SNIPPET_URL.startswith("http://"):
     raise ConfigurationError("PIPETOWER_ANALYTICS_SNIPPET_URL must use https in production.")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # Failed API token attempts allowed per client address before a 429.
-API_TOKEN_FAILURE_LIMIT = _rate_setting("PIPETOWER_API_TOKEN_FAILURE_LIMIT", "10/m")
+API_TOKEN_FAILURE_LIMIT = _rate_setting(
+    "PIPETOWER_API_TOKEN_FAILURE_LIMIT", env_str("PIPETOWER_API_TOKEN_FAILURE_LIMIT", "10/m")
+)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -476,7 +481,9 @@ ACTIONS_SHARD_SIZE = env_int("PIPETOWER_RUN_SHARD_SIZE", 100)
 ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFTER", 60))
 ACTIONS_LIVE_WAITERS = env_int("PIPETOWER_LIVE_WAITERS", 2)
 # API requests per person, counted atomically (pipetower/core/ratelimit.py).
-API_RATE_LIMIT = _rate_setting("PIPETOWER_API_RATE_LIMIT", "600/m")
+API_RATE_LIMIT = _rate_setting(
+    "PIPETOWER_API_RATE_LIMIT", env_str("PIPETOWER_API_RATE_LIMIT", "600/m")
+)
 
 LOGGING = {
     "version": 1,
