@@ -112,7 +112,7 @@ def target_status_counts_for(*, runs: list[Run]) -> dict[int, dict[str, int]]:
         RunTarget.objects.filter(run_id__in=list(counts))
         .values_list("run_id", "status")
         .annotate(n=Count("id"))
-        .order_by()
+        .order_by("run_id", "status")
     )
     for run_id, status, n in rows:
         counts[run_id][status] = n

@@ -256,6 +256,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     run = selectors.run_get(team=team, run_id=run_id)
     targets = list(selectors.run_targets(run=run))
+    for target in targets:  # formatted once here, not by a filter per row
+        duration = target.duration
+        target.duration_text = f"{duration.total_seconds():.1f} s" if duration else ""  # type: ignore[attr-defined]
     live = {
         "live": reverse("runs:live", args=[team.slug, run.pk]),
         "chunks": reverse("runs:chunks", args=[team.slug, run.pk, 0]),
@@ -270,7 +273,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         {
             "run": run,
             "targets": targets,
-            "counts": selectors.target_status_counts(run=run),
+            "counts": selectors.target_status_counts_for(runs=[run])[run.pk],
             "params": run.masked_params(),
             "live": live,
             "can_run": _can(request, Role.OPERATOR),
