@@ -350,7 +350,11 @@ def run_list(
             until=filters.until,
         ),
     )
-    page = paginate(request, runs.defer("script", "secret_params"), pagination)
+    columns = (
+        *("id", "action_id", "action_name", "status", "trigger", "created_at"),
+        *("finished_at", "params", "parameters", "rerun_of_id", "started_by__email"),
+    )
+    page = paginate(request, runs.only(*columns), pagination)
     counts = selectors.target_status_counts_for(runs=page["items"])
     page["items"] = [_run_out(run, counts=counts[run.pk]) for run in page["items"]]
     return page

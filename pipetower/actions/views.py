@@ -213,7 +213,10 @@ def run_list(request: HttpRequest) -> HttpResponse:
             since=data["since"],
             until=data["until"],
         )
-    runs = selectors.runs_for_team(team=team, filters=filters)
+    runs = selectors.runs_for_team(team=team, filters=filters).only(
+        *("id", "rerun_of_id", "action_name", "status", "created_at", "finished_at"),
+        *("started_by__name", "started_by__email"),
+    )
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
