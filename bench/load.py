@@ -118,7 +118,7 @@ def main() -> None:
     connections.close_all()
     port = _env.free_port()
     serve = subprocess.Popen(
-        [str(Path(sys.executable).with_name("pipetower")), "serve", "--port", str(port)],
+        [sys.executable, "-m", "pipetower.cli", "serve", "--port", str(port)],
         cwd=_env.ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
