@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve check test fuzz lint fmt install install-test clean screenshots
+.PHONY: serve check test fuzz lint fmt install install-test clean screenshots bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -47,6 +47,10 @@ screenshots: $(TEST_STAMP)
 FUZZ_EXAMPLES ?= 200
 fuzz: $(TEST_STAMP)
 	PIPETOWER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_api_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
+
+# Load benchmark by hand (needs wrk); bench/RESULTS.md has the figures.
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
 
 fmt: $(TEST_STAMP)
 	$(BIN)/ruff format .

@@ -20,10 +20,42 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
+def _throwaway_postgres(url: str) -> str:
+    """With DATABASE_URL on PostgreSQL, a fresh database next to it (dropped at exit),
+    so a benchmark never writes into the database it was pointed at."""
+    import atexit
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'pipetower'}_bench_{os.getpid()}"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # best effort at exit
+            pass
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
 def prepare(prefix: str) -> dict[str, str]:
-    """Point this process (and the children it starts) at a fresh data directory."""
+    """Point this process (and the children it starts) at a fresh data directory
+    (and, on PostgreSQL, a fresh database)."""
     data = tempfile.mkdtemp(prefix=f"pipetower-bench-{prefix}-")
     os.environ["PIPETOWER_DATA_DIR"] = data
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        os.environ["DATABASE_URL"] = _throwaway_postgres(url)
     os.environ["DJANGO_SETTINGS_MODULE"] = "pipetower.config.settings"
     os.environ.setdefault("PIPETOWER_LOG_LEVEL", "WARNING")
     sys.path.insert(0, str(ROOT))

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from pipetower.accounts.models import User
-from pipetower.core import crypto
+from pipetower.core import crypto, ratelimit
 from pipetower.teams.models import Role, Team
 from tests.browser_fixtures import (  # noqa: F401  (Playwright + Chromium, see tests/browser_fixtures.py)
     browser,
@@ -42,9 +42,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _fresh_state() -> Iterator[None]:
     """No rate-limit counters or cached data keys leak from one test to the next."""
     cache.clear()
+    ratelimit.counters_clear()
     crypto.forget_cached_keys()
     yield
     cache.clear()
+    ratelimit.counters_clear()
     crypto.forget_cached_keys()
 
 

@@ -106,21 +106,23 @@ def signin_record_token_use(*, token: Any, request: HttpRequest) -> SignInEvent 
     turn an API call into an error).
     """
     try:
+        # Checked before the transaction: on SQLite a transaction takes the write
+        # lock, and this runs on every API request.
+        ip = client_ip(request)
+        today = timezone.now().date()
+        key = f"{TOKEN_USE_CACHE_PREFIX}:{token.pk}:{ip}:{today.isoformat()}"
+        from django.core.cache import cache
+
+        if not cache.add(key, 1, timeout=int(timedelta(days=1).total_seconds())):
+            return None
         with transaction.atomic():
-            return _record_token_use(token=token, request=request)
+            return _record_token_use(token=token, request=request, ip=ip)
     except Exception:
         logger.exception("Could not record an API token use")
         return None
 
 
-def _record_token_use(*, token: Any, request: HttpRequest) -> SignInEvent | None:
-    ip = client_ip(request)
-    today = timezone.now().date()
-    key = f"{TOKEN_USE_CACHE_PREFIX}:{token.pk}:{ip}:{today.isoformat()}"
-    from django.core.cache import cache
-
-    if not cache.add(key, 1, timeout=int(timedelta(days=1).total_seconds())):
-        return None
+def _record_token_use(*, token: Any, request: HttpRequest, ip: str | None) -> SignInEvent | None:
     detail = _token_detail(token)
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     already = SignInEvent.objects.filter(

@@ -241,14 +241,17 @@ def _action_out(action: Action) -> dict[str, Any]:
         "timeout_seconds": action.timeout_seconds,
         "concurrency": action.concurrency,
         "failure_limit": action.failure_limit,
-        "default_server_ids": list(action.default_servers.values_list("pk", flat=True)),
+        # .all() uses the list's prefetch; values_list() would query once per action.
+        "default_server_ids": [server.pk for server in action.default_servers.all()],
         "default_tags": action.default_tags,
         "created_at": action.created_at,
         "updated_at": action.updated_at,
     }
 
 
-def _run_out(run: Run, *, targets: bool = False) -> dict[str, Any]:
+def _run_out(
+    run: Run, *, targets: bool = False, counts: dict[str, int] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": run.pk,
         "action_id": run.action_id,
@@ -261,7 +264,9 @@ def _run_out(run: Run, *, targets: bool = False) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "params": run.masked_params(),
         "rerun_of": run.rerun_of_id,
-        "target_counts": selectors.target_status_counts(run=run),
+        "target_counts": (
+            counts if counts is not None else selectors.target_status_counts(run=run)
+        ),
     }
     if targets:
         body["targets"] = [selectors.target_dict(t) for t in selectors.run_targets(run=run)]
@@ -387,7 +392,14 @@ def run_list(
             until=filters.until,
         ),
     )
-    return paginate(request, runs, pagination, transform=_run_out)
+    columns = (
+        *("id", "action_id", "action_name", "status", "trigger", "created_at"),
+        *("finished_at", "params", "parameters", "rerun_of_id", "started_by__email"),
+    )
+    page = paginate(request, runs.only(*columns), pagination)
+    counts = selectors.target_status_counts_for(runs=page["items"])
+    page["items"] = [_run_out(run, counts=counts[run.pk]) for run in page["items"]]
+    return page
 
 
 @router.get("/teams/{slug}/runs/{run_id}", response=with_errors({200: RunDetailOut}, 401, 404))

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -62,7 +62,11 @@ class RunFilters:
 
 
 def runs_for_team(*, team: Team, filters: RunFilters | None = None) -> QuerySet[Run]:
-    runs = Run.objects.filter(team=team).select_related("started_by", "action")
+    # A list shows neither the script nor the secrets, nor anything of the action
+    # but its id and the name the run keeps.
+    runs = (
+        Run.objects.filter(team=team).select_related("started_by").defer("script", "secret_params")
+    )
     f = filters or RunFilters()
     if f.action:
         runs = runs.filter(action_id=f.action)
@@ -99,6 +103,20 @@ def run_target_get(*, run: Run, target_id: Any) -> RunTarget:
         return RunTarget.objects.select_related("run").get(run=run, pk=_int(target_id, "target"))
     except RunTarget.DoesNotExist:
         raise Http404("No such target in this run.") from None
+
+
+def target_status_counts_for(*, runs: list[Run]) -> dict[int, dict[str, int]]:
+    """Each run's target counts by status, for a page of runs in one query."""
+    counts: dict[int, dict[str, int]] = {run.pk: {} for run in runs}
+    rows = (
+        RunTarget.objects.filter(run_id__in=list(counts))
+        .values_list("run_id", "status")
+        .annotate(n=Count("id"))
+        .order_by("run_id", "status")
+    )
+    for run_id, status, n in rows:
+        counts[run_id][status] = n
+    return counts
 
 
 def target_status_counts(*, run: Run) -> dict[str, int]:

@@ -8,6 +8,7 @@ allows.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja.errors import Throttled
 from ninja.security import APIKeyCookie, HttpBearer
-from ninja.throttling import SimpleRateThrottle
+from ninja.throttling import BaseThrottle
 from ninja.utils import check_csrf
 
 from pipetower.accounts.signins import signin_record_token_use
@@ -24,11 +25,14 @@ from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_authenticate
 from pipetower.core.errors import NotAllowed
 from pipetower.core.http import client_ip
-from pipetower.core.ratelimit import FailureLimit
+from pipetower.core.ratelimit import FailureLimit, RequestLimit
 from pipetower.teams.permissions import api_two_factor_check
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_RATE_LIMIT = "600/m"
+REQUESTS = RequestLimit(
+    "api", lambda: getattr(settings, "API_RATE_LIMIT", None) or DEFAULT_RATE_LIMIT
+)
 TOKEN_FAILURES = FailureLimit(
     "api-token-failed", lambda: getattr(settings, "API_TOKEN_FAILURE_LIMIT", "10/m")
 )
@@ -111,24 +115,25 @@ class SessionAuth(APIKeyCookie):
         return self(request)  # pragma: no cover - __call__ does the work
 
 
-class CallerRateThrottle(SimpleRateThrottle):
-    """Requests per person (all their tokens and their session together).
+class CallerRateThrottle(BaseThrottle):
+    """Requests per person (all their tokens and their session together), counted
+    with one atomic increment per request (`pipetower.core.ratelimit.RequestLimit`).
 
-    The rate is `settings.API_RATE_LIMIT` ("600/m" unless set), read per request.
+    The rate is `settings.API_RATE_LIMIT` (`PIPETOWER_API_RATE_LIMIT`, "600/m"
+    unless set). One instance serves every thread, so the wait of a refusal is
+    kept per thread for `wait()`, which Ninja asks right after.
     """
 
-    scope = "pipetower_api"
-
     def __init__(self) -> None:
-        super().__init__(rate=DEFAULT_RATE_LIMIT)
+        self._refused = threading.local()
 
     def allow_request(self, request: HttpRequest) -> bool:
-        self.rate = getattr(settings, "API_RATE_LIMIT", None) or DEFAULT_RATE_LIMIT
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request)
-
-    def get_cache_key(self, request: HttpRequest) -> str | None:
         auth = getattr(request, "auth", None)
         if not isinstance(auth, Principal):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": auth.user.pk}
+            return True
+        wait = REQUESTS.check(str(auth.user.pk))
+        self._refused.wait = wait
+        return wait == 0
+
+    def wait(self) -> float | None:
+        return float(getattr(self._refused, "wait", 0)) or None

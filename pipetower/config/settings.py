@@ -35,6 +35,19 @@ DATA_DIR = data_dir()
 PORT = env_int("PIPETOWER_PORT", 8000)
 BASE_URL = env_str("PIPETOWER_BASE_URL", f"http://localhost:{PORT}").rstrip("/")
 
+
+def _rate_setting(name: str, value: str) -> str:
+    from pipetower.core.ratelimit import Rate
+
+    try:
+        Rate.parse(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name} must be a rate such as 600/m (per minute), 100/s or 5000/h, not {value!r}."
+        ) from None
+    return value
+
+
 # --- secrets -----------------------------------------------------------------
 _generated: dict[str, str] = {}
 if PRODUCTION:
@@ -91,6 +104,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "pipetower.core.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # ETag from the body on every GET, 304 for a matching If-None-Match: a list or
+    # run that has not changed is not sent again, and a change always shows.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # NUL characters refused before anything reads the database (pipetower/core/query.py).
@@ -105,7 +121,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    # allauth's session tracking, written at most once a minute per session (core/middleware.py).
+    "pipetower.core.middleware.UserSessionsMiddleware",
     "pipetower.core.security.AdminGuardMiddleware",
     "pipetower.teams.middleware.CurrentTeamMiddleware",
     # Consented page counts, the A/B cookie and the analytics script's CSP (docs/cookies.md).
@@ -146,6 +163,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(DATA_DIR / "pipetower.sqlite3"),
+            # Kept open between requests: opening one (and its PRAGMAs) and closing
+            # it (a WAL checkpoint) cost more CPU than a list page's queries.
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 "timeout": 20,
                 "transaction_mode": "IMMEDIATE",
@@ -165,8 +185,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache -------------------------------------------------------------------
 CACHE_URL = env_str("CACHE_URL")
 if CACHE_URL.startswith(("redis://", "rediss://")):
+    # Answers "not cached" instead of failing while Redis is down (pipetower/core/cache.py).
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "pipetower.core.cache.FailOpenRedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+        }
     }
 else:
     CACHES = {
@@ -431,7 +456,8 @@ MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Hashed names, cached by browsers for a year (pipetower/core/staticfiles.py).
+    "staticfiles": {"BACKEND": "pipetower.core.staticfiles.HashedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -478,7 +504,9 @@ if PRODUCTION and ANALYTICS_SNIPPET_URL.startswith("http://"):
     raise ConfigurationError("PIPETOWER_ANALYTICS_SNIPPET_URL must use https in production.")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # Failed API token attempts allowed per client address before a 429.
-API_TOKEN_FAILURE_LIMIT = "10/m"
+API_TOKEN_FAILURE_LIMIT = _rate_setting(
+    "PIPETOWER_API_TOKEN_FAILURE_LIMIT", env_str("PIPETOWER_API_TOKEN_FAILURE_LIMIT", "10/m")
+)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -542,7 +570,10 @@ if WEB_PROCESSES < 0:
     raise ConfigurationError(
         f"PIPETOWER_WEB_PROCESSES must be 0 (one per CPU core) or more, not {WEB_PROCESSES}."
     )
-API_RATE_LIMIT = "600/m"  # API requests per person
+# API requests per person, counted atomically (pipetower/core/ratelimit.py).
+API_RATE_LIMIT = _rate_setting(
+    "PIPETOWER_API_RATE_LIMIT", env_str("PIPETOWER_API_RATE_LIMIT", "600/m")
+)
 
 LOGGING = {
     "version": 1,

@@ -67,3 +67,58 @@ def test_a_run_page_costs_the_same_for_2_or_8_servers(
     many = queries_for(owner_client, reverse("runs:detail", args=[team.slug, run_large.pk]))
 
     assert many == few
+
+
+# --- the API lists -----------------------------------------------------------------
+
+
+def api_queries_for(client: Client, token: str, path: str) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    client.get(f"/api/v1{path}", headers=headers)  # the token's first use is recorded once
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(f"/api/v1{path}", headers=headers)
+    assert response.status_code == 200, response.content
+    return len(captured), response.json()
+
+
+@pytest.fixture
+def read_token(user: Any) -> str:
+    from pipetower.api.models import ApiToken
+    from pipetower.api.services import api_token_create
+
+    return api_token_create(user=user, name="counts", scope=ApiToken.Scope.READ)[1]
+
+
+def test_the_api_run_list_costs_the_same_for_3_or_20_runs(
+    client: Client, team: Team, user: Any, make_action: Any, read_token: str
+) -> None:
+    servers = [pinned_server(team, f"web-{n}", port=9).pk for n in range(2)]
+    action = make_action()
+    path = f"/teams/{team.slug}/runs"
+    for _ in range(3):
+        services.run_start(action=action, actor=user, server_ids=servers)
+    few, _ = api_queries_for(client, read_token, path)
+    for _ in range(17):
+        services.run_start(action=action, actor=user, server_ids=servers)
+    many, body = api_queries_for(client, read_token, path)
+
+    assert many == few
+    # The counts still come per run, from the one query for the page.
+    assert len(body["items"]) == 20
+    assert all(sum(item["target_counts"].values()) == 2 for item in body["items"])
+
+
+def test_the_api_action_list_costs_the_same_for_3_or_20_actions(
+    client: Client, team: Team, make_action: Any, read_token: str
+) -> None:
+    server = pinned_server(team, "web-1", port=9)
+    path = f"/teams/{team.slug}/actions"
+    for _ in range(3):
+        make_action(default_server_ids=[server.pk])
+    few, _ = api_queries_for(client, read_token, path)
+    for _ in range(17):
+        make_action(default_server_ids=[server.pk])
+    many, body = api_queries_for(client, read_token, path)
+
+    assert many == few
+    assert all(item["default_server_ids"] == [server.pk] for item in body["items"])

@@ -60,12 +60,13 @@ def configuration_report() -> tuple[list[tuple[str, str]], list[str], bool]:
             ("broker", f"embedded: files in {data_dir / 'queue'} (no broker service needed)")
         )
     cache = settings.CACHES["default"]
-    if "redis" in cache["BACKEND"].lower():
+    backend = str(cache["BACKEND"])
+    if "redis" in backend.lower():
         lines.append(("cache", url_redacted(str(cache["LOCATION"]))))
-    elif "filebased" in cache["BACKEND"]:
+    elif "filebased" in backend:
         lines.append(("cache", f"files in {cache['LOCATION']}"))
     else:
-        lines.append(("cache", cache["BACKEND"].rsplit(".", 2)[-2]))
+        lines.append(("cache", backend.rsplit(".", 2)[-2]))
 
     lines.append(("email", _email_summary(missing)))
     lines.append(("from address", settings.DEFAULT_FROM_EMAIL))
