@@ -354,6 +354,7 @@ DATA_MAP: list[ModelDecl] = [
         not_personal={
             "args": "row ids of the work to do (a run, an invitation), no personal data",
             "secret_args": "an invitation's one-time token, encrypted; deleted a day after use",
+            "options": "how the task is sent (a time limit in seconds), no personal data",
         },
     ),
     # ----------------------------------------------------------------- teams

@@ -8,17 +8,20 @@ One browser and one context for the whole walk keep it bounded in time.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from playwright.sync_api import Browser
 
 from pipetower.actions import services as action_services
 from pipetower.actions.models import OutputChunk, Run, RunTarget
 from pipetower.api.services import api_token_create
+from pipetower.privacy.models import SupportGrant
 from pipetower.servers import services as server_services
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role
@@ -128,6 +131,13 @@ def _seed() -> tuple[Any, dict[str, str]]:
     )
     OutputChunk.objects.create(run_target=target, seq=1, stream="stdout", data="q" * 500 + "\n")
     token, _ = api_token_create(user=owner, name=LONG, scope="read")
+    grant = SupportGrant.objects.create(
+        team=team,
+        scope="read",
+        reason=LONG,
+        granted_by=owner,
+        expires_at=timezone.now() + datetime.timedelta(days=1),
+    )
     values = {
         "team_slug": team.slug,
         "server_id": str(server.pk),
@@ -143,6 +153,7 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "key": "not-a-valid-key",
         "uidb36": "1",
         "survey_id": "1",
+        "grant_id": str(grant.pk),
         "session_id": "1",
         "pk": "1",
     }

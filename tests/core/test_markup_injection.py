@@ -36,7 +36,7 @@ from pipetower.analytics.models import ExperimentExposure, PageView
 from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
 from pipetower.core.fields import EncryptedTextField
-from pipetower.core.models import WorkerHeartbeat
+from pipetower.core.models import OutboxMessage, WorkerHeartbeat
 from pipetower.privacy.models import (
     ConsentEvent,
     DataSubjectRequest,
@@ -275,6 +275,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
     address = EmailAddress.objects.get(user=owner)
     EmailConfirmation.objects.create(email_address=address, key="k" * 64)
     WorkerHeartbeat.objects.create(hostname="worker-1", seen_at=now)
+    OutboxMessage.objects.create(task="pipetower.core.tasks.heartbeat_task", args=[1])
     ConsentEvent.objects.create(
         user=owner, purpose="newsletter", granted=True, channel="web", wording_version="v1"
     )
