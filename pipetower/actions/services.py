@@ -784,20 +784,24 @@ def run_targets_hold(*, run_id: int, target_ids: Sequence[int], worker: str) -> 
 
 def run_targets_running(*, run_id: int, target_ids: Sequence[int]) -> None:
     """Connecting → running for these targets (one statement for many)."""
-    now = timezone.now()
     with transaction.atomic():
         if _lock_run(run_id) is None:
             return
-        ids = list(
-            RunTarget.objects.filter(
-                run_id=run_id, pk__in=list(target_ids), status=TargetStatus.CONNECTING
-            ).values_list("id", flat=True)
+        _mark_running_locked(run_id, target_ids, now=timezone.now())
+
+
+def _mark_running_locked(run_id: int, target_ids: Sequence[int], *, now: datetime) -> None:
+    """Connecting → running for these targets; the caller holds the Run row lock."""
+    ids = list(
+        RunTarget.objects.filter(
+            run_id=run_id, pk__in=list(target_ids), status=TargetStatus.CONNECTING
+        ).values_list("id", flat=True)
+    )
+    if ids:
+        RunTarget.objects.filter(pk__in=ids).update(
+            status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
         )
-        if ids:
-            RunTarget.objects.filter(pk__in=ids).update(
-                status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
-            )
-            _bump(run_id, ids)
+        _bump(run_id, ids)
 
 
 def run_target_running(*, target_id: int) -> None:
@@ -994,16 +998,7 @@ def run_shard_flush(
         _store_locked(outputs)
         now = timezone.now()
         if running_ids:
-            ids = list(
-                RunTarget.objects.filter(
-                    run_id=run_id, pk__in=list(running_ids), status=TargetStatus.CONNECTING
-                ).values_list("id", flat=True)
-            )
-            if ids:
-                RunTarget.objects.filter(pk__in=ids).update(
-                    status=TargetStatus.RUNNING, started_at=now, heartbeat_at=now
-                )
-                _bump(run_id, ids)
+            _mark_running_locked(run_id, running_ids, now=now)
         if endings:
             run_targets_finish(run_id=run_id, endings=endings)
         if heartbeat_ids:
