@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import http.client
 import http.cookiejar
-import os
 import re
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +22,7 @@ from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from tests.core._ops import free_port, wait_until
 from tests.factories import PASSWORD, UserFactory
+from tests.webproc import running_web, shared_database_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,59 +79,11 @@ def redis_port(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 
 @pytest.fixture
 def web(transactional_db: None, redis_port: tuple[int, subprocess.Popen[bytes]]) -> Iterator[Web]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.actions.worker_settings",
-        "PIPETOWER_DATA_DIR": str(django_settings.DATA_DIR),
-        "CACHE_URL": f"redis://127.0.0.1:{redis_port[0]}/0",
-        "PIPETOWER_LOG_LEVEL": "WARNING",
-    }
-    log = Path(django_settings.DATA_DIR) / f"web-outage-{port}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "wsgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--blocking-threads",
-            "2",
-            "pipetower.config.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-
-        def answers() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                    return True
-            except urllib.error.HTTPError:
-                return True
-            except OSError:
-                return False
-
-        wait_until(answers, timeout=60, what="the web server")
-        yield Web(port, log)
-    finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+    """A real `pipetower web` (one process) whose cache is `redis_port`'s Redis."""
+    env = shared_database_env(CACHE_URL=f"redis://127.0.0.1:{redis_port[0]}/0")
+    log = Path(django_settings.DATA_DIR) / "web-outage.log"
+    with running_web(env, workers=1, log=log) as base:
+        yield Web(int(base.rsplit(":", 1)[1]), log)
 
 
 def _api(web: Web, token: str) -> int:

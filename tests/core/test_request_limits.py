@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import http.client
 import math
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.core import ratelimit
 from pipetower.core.ratelimit import RequestLimit, SqliteCounterStore
-from tests.core._ops import free_port, wait_until
 from tests.factories import UserFactory
+from tests.webproc import running_web, shared_database_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 25
@@ -58,60 +54,11 @@ def _hammer(port: int, token: str) -> list[tuple[int, str | None]]:
 
 @pytest.fixture
 def served(transactional_db: None) -> Iterator[int]:
-    """A real granian server (two web processes, four threads each) on the test database,
-    with a limit of LIMIT API requests an hour per person."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.actions.worker_settings",
-        "PIPETOWER_DATA_DIR": str(django_settings.DATA_DIR),
-        "PIPETOWER_API_RATE_LIMIT": f"{LIMIT}/h",
-        "PIPETOWER_LOG_LEVEL": "ERROR",
-    }
-    log = Path(django_settings.DATA_DIR) / f"web-{port}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "wsgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--blocking-threads",
-            "4",
-            "pipetower.config.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-
-        def answers() -> bool:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/healthz")
-                return conn.getresponse().status in (200, 503)
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                return False
-
-        wait_until(answers, timeout=60, what="the web server")
-        yield port
-    finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+    """The port of a real `pipetower web` (two web processes, four threads each) on the
+    test database, with a limit of LIMIT API requests an hour per person."""
+    env = shared_database_env(PIPETOWER_API_RATE_LIMIT=f"{LIMIT}/h", PIPETOWER_LOG_LEVEL="ERROR")
+    with running_web(env, workers=2, threads=4) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 def test_concurrent_requests_with_one_token_never_exceed_the_limit(served: int) -> None:

@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.core._ops import embedded_env, free_port, run_pipetower, wait_until
+from tests.core._ops import embedded_env, run_pipetower
+from tests.webproc import running_web
 
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = 365 * 24 * 3600
@@ -25,43 +23,8 @@ def web(tmp_path: Path) -> Iterator[str]:
     for command in (("migrate", "--verbosity", "0"), ("manage", "collectstatic", "--noinput")):
         result = run_pipetower(*command, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "wsgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "pipetower.config.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/", timeout=5):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_until(answers, timeout=60, what="the web server")
+    with running_web(env, workers=1) as base:
         yield base
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=20)
 
 
 def test_pages_link_hashed_static_files_that_browsers_keep_for_a_year(web: str) -> None:
