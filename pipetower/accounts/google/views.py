@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.internal import jwtkit
 from allauth.socialaccount.providers.google.views import (
     GoogleOAuth2Adapter as AllauthGoogleOAuth2Adapter,
@@ -11,6 +13,8 @@ from allauth.socialaccount.providers.google.views import (
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView, OAuth2LoginView
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 # Google's endpoints (its discovery document lists the same).
 DEFAULTS = {
@@ -60,5 +64,27 @@ class GoogleOAuth2Adapter(AllauthGoogleOAuth2Adapter):
             raise OAuth2Error("Invalid id_token") from error
 
 
-oauth2_login = OAuth2LoginView.adapter_view(GoogleOAuth2Adapter)
-oauth2_callback = OAuth2CallbackView.adapter_view(GoogleOAuth2Adapter)
+def _when_configured(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The view, or a plain 404 page while no Google client is configured (allauth
+    itself would raise, which answered 500)."""
+
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not get_adapter().list_apps(request, provider="google"):
+            return render(
+                request,
+                "core/error.html",
+                {
+                    "code": 404,
+                    "title": "Google sign-in is not set up",
+                    "message": "This Pipetower has no Google client configured. "
+                    "Sign in with your email address and password instead.",
+                },
+                status=404,
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+oauth2_login = _when_configured(OAuth2LoginView.adapter_view(GoogleOAuth2Adapter))
+oauth2_callback = _when_configured(OAuth2CallbackView.adapter_view(GoogleOAuth2Adapter))

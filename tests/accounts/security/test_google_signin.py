@@ -185,3 +185,13 @@ def test_the_sign_in_page_offers_google_when_it_is_configured(google, client, db
 
 def test_the_sign_in_page_has_no_google_button_without_configuration(client, db):
     assert "Sign in with Google" not in client.get("/accounts/login/").content.decode()
+
+
+def test_google_sign_in_pages_say_it_is_not_set_up_without_configuration(client, db):
+    """Unconfigured, allauth raised on these addresses (a 500); now a plain 404 page."""
+    for response in (
+        client.post("/accounts/google/login/"),
+        client.get("/accounts/google/login/callback/?code=x&state=y"),
+    ):
+        assert response.status_code == 404
+        assert "Google sign-in is not set up" in response.content.decode()
