@@ -7,6 +7,7 @@ whether any of team A leaked into a response meant for someone else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -15,6 +16,8 @@ from pipetower.actions import services as action_services
 from pipetower.actions.models import Action, OutputChunk, Run, RunTarget
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
+from pipetower.privacy.models import SupportGrant
+from pipetower.privacy.support_access import support_grant_create, support_grant_revoke
 from pipetower.servers.models import Server
 from pipetower.servers.services import team_ssh_key_ensure
 from pipetower.teams import services as team_services
@@ -48,6 +51,7 @@ class Seed:
     target: RunTarget
     invitation: Invitation
     token: ApiToken
+    grant: SupportGrant
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -65,6 +69,7 @@ class Seed:
             "member_id": subject.pk,
             "invitation_id": self.invitation.pk,
             "token_id": self.token.pk,
+            "grant_id": self.grant.pk,
         }
 
 
@@ -118,7 +123,17 @@ def seed() -> Seed:
         team=team, actor=owner, email="zanzibar-invitee@example.com", role=Role.OPERATOR
     )
     token, _ = api_token_create(user=owner, name="zanzibar-token", scope=ApiToken.Scope.WRITE)
-    result = Seed(team, other_team, users, server, action, run, target, invitation, token)
+    # A grant that was given and revoked: staff stay outside (403 from then on), and
+    # the revoke route has a grant to name.
+    grant = support_grant_create(
+        team=team,
+        actor=owner,
+        scope=SupportGrant.Scope.READ,
+        duration=timedelta(days=1),
+        reason="Ticket 7",
+    )
+    support_grant_revoke(grant=grant, actor=owner)
+    result = Seed(team, other_team, users, server, action, run, target, invitation, token, grant)
     for name, user in users.items():
         result.tokens[name] = api_token_create(
             user=user, name=f"matrix-{name}", scope=ApiToken.Scope.WRITE

@@ -6,8 +6,8 @@ fails until someone writes down who may use it. Every route about team A is
 requested, with URL parameters filled from team A's real objects, as:
 
 - anonymous: pages redirect to sign-in, the API answers 401;
-- a member of team B, and staff without a support grant: 404, and none of
-  team A's marker strings in the body;
+- a member of team B (404), and staff whose support grant was revoked (403):
+  none of team A's marker strings in the body;
 - team A's viewer, operator, admin and owner: allowed at or above the role in
   the table below, refused (403/404) below it, and a refused write changes
   nothing about team A.
@@ -47,6 +47,7 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "teams:invitation_resend": ("none", "admin"),
     "teams:invitation_revoke": ("none", "admin"),
     "audit:activity": ("viewer", "admin"),
+    "audit:activity_csv": ("viewer", "admin"),
     "servers:list": ("viewer", "admin"),
     "servers:add": ("admin", "admin"),
     "servers:team_key": ("viewer", "admin"),
@@ -57,7 +58,8 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "servers:detail": ("viewer", "admin"),
     "servers:edit": ("admin", "admin"),
     "servers:delete": ("admin", "admin"),
-    "servers:check": ("none", "operator"),
+    # GET: what the page polls while a connection test is pending.
+    "servers:check": ("viewer", "operator"),
     "servers:pin": ("none", "admin"),
     "servers:repin": ("admin", "admin"),
     "servers:paste_host_key": ("admin", "admin"),
@@ -70,17 +72,21 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
-    "runs:stream": ("viewer", "admin"),
     "runs:download": ("viewer", "admin"),
     "runs:cancel": ("none", "operator"),
     "runs:rerun": ("none", "operator"),
+    "runs:again": ("operator", "operator"),
     "runs:chunks": ("viewer", "admin"),
     "runs:target_download": ("viewer", "admin"),
     "tokens:revoke": ("none", "self"),
+    # Viewers see who was granted support access; owners and admins grant and revoke.
+    "support_access:list": ("viewer", "admin"),
+    "support_access:revoke": ("viewer", "admin"),  # GET leads back to the list
 }
 
 # "METHOD /path" -> (rule, JSON body that passes validation).
 API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
+    "POST /api/v1/teams/{slug}/runs/{run_id}/again": ("operator", {}),
     "GET /api/v1/teams/{slug}": ("viewer", None),
     "PATCH /api/v1/teams/{slug}": ("admin", {"name": "Renamed"}),
     "GET /api/v1/teams/{slug}/members": ("viewer", None),
@@ -100,6 +106,7 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
         {"name": "n", "host": "127.0.0.1", "username": "u"},
     ),
     "GET /api/v1/teams/{slug}/servers/{server_id}": ("viewer", None),
+    "GET /api/v1/teams/{slug}/servers/{server_id}/check": ("viewer", None),
     "PATCH /api/v1/teams/{slug}/servers/{server_id}": ("admin", {"name": "renamed"}),
     "DELETE /api/v1/teams/{slug}/servers/{server_id}": ("admin", None),
     "POST /api/v1/teams/{slug}/servers/{server_id}/check": ("operator", None),
@@ -133,7 +140,7 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
 NOT_ABOUT_A_TEAM_OBJECT = {
     "prefixes": ("account_", "mfa_", "socialaccount_", "google_", "usersessions_", "<unnamed "),
     "pages": {
-        "home", "healthz", "accounts:profile", "accounts:avatar_upload",
+        "home", "healthz", "status", "accounts:confirmation_resend", "accounts:profile", "accounts:avatar_upload",
         "accounts:avatar_remove", "accounts:avatar", "accounts:security",
         "accounts:session_end", "accounts:sessions_end_others", "accounts:signin_disown",
         "teams:list", "teams:create", "teams:join", "tokens:list", "tokens:create",
@@ -199,9 +206,14 @@ def _check(
         ):
             problems.append(f"{where}, expected a redirect to sign-in")
     elif caller in OUTSIDERS:
-        if answer.status not in (404, 405) or (answer.status == 405 and rule != "none"):
-            problems.append(f"{where}, expected 404")
-        leaked = [marker for marker in MARKERS if marker in answer.body]
+        # Staff whose support grant was revoked are told so (403); nobody else learns
+        # that the team exists (404).
+        refused = (403, 404) if caller == "staff" else (404,)
+        if answer.status not in (*refused, 405) or (answer.status == 405 and rule != "none"):
+            problems.append(f"{where}, expected {' or '.join(map(str, refused))}")
+        # Staff were let in once, so the refusal may name the team; nothing else.
+        hidden = MARKERS[1:] if caller == "staff" else MARKERS
+        leaked = [marker for marker in hidden if marker in answer.body]
         if leaked:
             problems.append(f"{where}, body shows team A's {leaked}")
     elif rule == "none":
