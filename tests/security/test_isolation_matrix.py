@@ -140,7 +140,8 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
 NOT_ABOUT_A_TEAM_OBJECT = {
     "prefixes": ("account_", "mfa_", "socialaccount_", "google_", "usersessions_", "<unnamed "),
     "pages": {
-        "home", "healthz", "status", "accounts:confirmation_resend", "accounts:profile", "accounts:avatar_upload",
+        "home", "healthz", "status", "accounts:confirmation_resend",
+        "accounts:profile", "accounts:avatar_upload",
         "accounts:avatar_remove", "accounts:avatar", "accounts:security",
         "accounts:session_end", "accounts:sessions_end_others", "accounts:signin_disown",
         "teams:list", "teams:create", "teams:join", "tokens:list", "tokens:create",
