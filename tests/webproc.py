@@ -53,11 +53,13 @@ def running_web(
         str(threads),
         "--skip-checks",
     )
+    base = f"http://127.0.0.1:{port}"
+    # Links and the loopback-alias redirect use the base URL: the address asked here.
+    env = {**env, "PIPETOWER_BASE_URL": base}
     output = log.open("wb") if log else None
     process = subprocess.Popen(
         argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
     )
-    base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
         assert process.poll() is None, log.read_text() if log else "pipetower web exited"

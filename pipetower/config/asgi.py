@@ -55,7 +55,13 @@ class Router:
     def __init__(self, wsgi_app: Any, *, threads: int) -> None:
         self.django: Any = WSGIMiddleware(wsgi_app, workers=threads)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, server_receive: Receive, send: Send) -> None:
+        # granian's `receive` returns an awaitable that is not a coroutine, and the
+        # WSGI bridge reads request bodies with `run_coroutine_threadsafe`, which
+        # takes coroutines only: without this wrapper every form POST answered 500.
+        async def receive() -> Any:
+            return await server_receive()
+
         kind = scope["type"]
         if kind == "http":
             if LIVE_PATH.match(scope["path"]) and scope["method"] == "GET":
