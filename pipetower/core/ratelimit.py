@@ -226,6 +226,27 @@ class RedisCounterStore(CounterStore):
             self.client.delete(name)
 
 
+def _while_locked[T](statement: Callable[[], T], *, patience: float = 10.0) -> T:
+    """Run `statement`, again while SQLite answers "locked" or "busy", for up to `patience` s.
+
+    SQLite's busy timeout covers most waits, but not all: a lock that could
+    deadlock (two connections changing the journal mode at once, a WAL reader
+    upgrading) is refused at once. Each statement here is one atomic write, so
+    running it again counts nothing twice.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class SqliteCounterStore(CounterStore):
     """A small SQLite file in the data directory, one conditional upsert per hit.
 
@@ -252,25 +273,31 @@ class SqliteCounterStore(CounterStore):
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS hits "
-                "(key TEXT PRIMARY KEY, expires INTEGER NOT NULL, count INTEGER NOT NULL) "
-                "WITHOUT ROWID"
+            new = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            # Switching a new file to WAL and creating the table take locks that
+            # SQLite refuses at once, without waiting, while another process
+            # does the same: the first hits of several fresh processes retry.
+            _while_locked(lambda: new.execute("PRAGMA journal_mode=WAL"))
+            new.execute("PRAGMA synchronous=OFF")
+            _while_locked(
+                lambda: new.execute(
+                    "CREATE TABLE IF NOT EXISTS hits "
+                    "(key TEXT PRIMARY KEY, expires INTEGER NOT NULL, count INTEGER NOT NULL) "
+                    "WITHOUT ROWID"
+                )
             )
-            self._local.conn, self._local.pid, self._local.calls = conn, os.getpid(), 0
+            self._local.conn, self._local.pid, self._local.calls = new, os.getpid(), 0
+            return new
         return conn
 
     def hit(self, key: str, seconds: int) -> tuple[int, float]:
         now = time.time()
         end, left = _window(seconds, now)
         conn = self._connection()
-        (count,) = conn.execute(self._UPSERT, (key, end)).fetchall()[0]
+        (count,) = _while_locked(lambda: conn.execute(self._UPSERT, (key, end)).fetchall())[0]
         self._local.calls += 1
         if self._local.calls % self.PURGE_EVERY == 0:
-            conn.execute("DELETE FROM hits WHERE expires < ?", (int(now),))
+            _while_locked(lambda: conn.execute("DELETE FROM hits WHERE expires < ?", (int(now),)))
         return int(count), left
 
     def clear(self) -> None:
