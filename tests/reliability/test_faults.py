@@ -125,11 +125,6 @@ def worker_with_app_name() -> Iterator[Worker]:
 FAULT_APP_NAME = "pipetower-fault-worker"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a shard whose database connection is killed fails with OperationalError "
-    "and leaves its target running until the reaper (another engineer's run-engine work)",
-)
 def test_postgresql_kills_the_workers_connections_mid_run(
     worker_with_app_name: Worker, team: Any, user: Any, sshd: Any, make_action: Any
 ) -> None:
@@ -156,5 +151,8 @@ def test_postgresql_kills_the_workers_connections_mid_run(
     run, seconds = finished_within(run, FINAL_BOUND, worker)
     target = run.targets.get()
     print(f"\n[fault] pg_terminate_backend: run final after {seconds:.1f} s, {target.status}")
-    assert output_of(target).startswith("before\n")
+    # The engine retries its database writes on a new connection: the script
+    # goes on and nothing it printed is lost.
+    assert target.status == "succeeded", target.error
+    assert output_of(target) == "before\nafter\n"
     assert worker.alive()
