@@ -156,6 +156,11 @@ class _CheckedForm(forms.ModelForm):
     the admin shows the same errors the service would raise; the admin then saves
     through the service (`save_model`), never by writing the model itself."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False  # the service's check says what is missing, in its words
+
     def check(self, data: dict[str, Any]) -> None:
         raise NotImplementedError
 

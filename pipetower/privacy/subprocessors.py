@@ -115,8 +115,12 @@ def _record_change(*, kind: str, name: str, summary: str) -> SubprocessorChange:
     return change
 
 
+def _day(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
 def _describe(fields: SubprocessorFields) -> str:
-    return f"Purpose: {fields.purpose}\nLocation: {fields.location}\nSince: {fields.since:%d %B %Y}"
+    return f"Purpose: {fields.purpose}\nLocation: {fields.location}\nSince: {_day(fields.since)}"
 
 
 def subprocessor_add(
@@ -197,8 +201,8 @@ def subprocessor_change(
         for attr, (old, new) in changes.items():
             if attr == "since":
                 old, new = (
-                    f"{date.fromisoformat(old):%d %B %Y}",
-                    f"{date.fromisoformat(new):%d %B %Y}",
+                    _day(date.fromisoformat(old)),
+                    _day(date.fromisoformat(new)),
                 )
             lines.append(f"{FIELD_LABELS[attr]}: {old} → {new}")
         _record_change(
