@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 ANSWER_WITHIN_DAYS = 30
@@ -402,6 +403,9 @@ class Subprocessor(models.Model):
 
     class Meta:
         ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="one_subprocessor_per_name"),
+        ]
 
     def __str__(self) -> str:
         return self.name

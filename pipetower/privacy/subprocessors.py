@@ -139,9 +139,16 @@ def subprocessor_add(
         fields = subprocessor_fields_check(
             name=name, purpose=purpose, location=location, since=since
         )
-        sub = Subprocessor.objects.create(
-            name=fields.name, purpose=fields.purpose, location=fields.location, since=fields.since
-        )
+        try:
+            with transaction.atomic():
+                sub = Subprocessor.objects.create(
+                    name=fields.name,
+                    purpose=fields.purpose,
+                    location=fields.location,
+                    since=fields.since,
+                )
+        except IntegrityError:  # another staff member added it at the same moment
+            raise Conflict(f"{fields.name} is already listed.", field="name") from None
         audit_record(
             actor=actor,
             verb="privacy.subprocessor_added",
@@ -189,7 +196,11 @@ def subprocessor_change(
             return sub
         former_name = changes.get("name", [sub.name])[0]
         sub.updated_at = timezone.now()
-        sub.save(update_fields=[*changes, "updated_at"])
+        try:
+            with transaction.atomic():
+                sub.save(update_fields=[*changes, "updated_at"])
+        except IntegrityError:  # renamed to a name another staff member just added
+            raise Conflict(f"{fields.name} is already listed.", field="name") from None
         audit_record(
             actor=actor,
             verb="privacy.subprocessor_changed",

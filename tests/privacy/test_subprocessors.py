@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -449,6 +450,9 @@ def test_a_duplicate_name_is_refused_whatever_its_case(staff: Any) -> None:
     add(staff, "Mailgun")
     with pytest.raises(Conflict):
         add(staff, "MAILGUN")
+    # The database holds the line too, for two staff members adding it at once.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Subprocessor.objects.create(name="mailgun", purpose="p", location="l", since=date.today())
 
 
 # ------------------------------------------------------------- the data map
