@@ -6,6 +6,8 @@ No sign-in needed. Thin: each write goes through one service in
 
 from __future__ import annotations
 
+import math
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -48,14 +50,16 @@ def _link_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def subprocessors_page(request: HttpRequest) -> HttpResponse:
-    status = 200
+    status, wait = 200, 0
     if request.method == "POST":
         form = SubscribeForm(request.POST)
         wait = SUBSCRIBE_LIMIT.wait(request)
         if wait:
+            minutes = math.ceil(wait / 60)
             form.add_error(
                 None,
-                f"Too many subscriptions from your network. Try again in {wait // 60 + 1} minutes.",
+                "Too many subscriptions from your network. Try again in "
+                f"{minutes} minute{'s' if minutes != 1 else ''}.",
             )
             status = 429
         elif form.is_valid():
@@ -78,7 +82,7 @@ def subprocessors_page(request: HttpRequest) -> HttpResponse:
     page = Paginator(subprocessors.subprocessors_listed(), SUBPROCESSORS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    return render(
+    response = render(
         request,
         "privacy/subprocessors.html",
         {
@@ -89,6 +93,9 @@ def subprocessors_page(request: HttpRequest) -> HttpResponse:
         },
         status=status,
     )
+    if status == 429:
+        response["Retry-After"] = str(wait)
+    return response
 
 
 @require_http_methods(["GET", "POST"])

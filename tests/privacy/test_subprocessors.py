@@ -204,13 +204,20 @@ def test_an_address_already_subscribed_is_told_so_by_email_and_not_added_twice(
     assert SubprocessorSubscriber.objects.count() == 1
 
 
-def test_subscribing_is_limited_per_network(client: Client, settings: Any) -> None:
+def test_subscribing_is_limited_per_network(
+    client: Client, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     settings.SUBSCRIBE_RATE_LIMIT = "2/h"
     for n in range(2):
         assert client.post(PAGE, {"email": f"r{n}@example.com"}).status_code == 302
-    response = client.post(PAGE, {"email": "r3@example.com"})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(PAGE, {"email": "r3@example.com"})
     assert response.status_code == 429
-    assert "Too many subscriptions" in response.content.decode()
+    assert "Too many subscriptions from your network. Try again in 60 minutes." in (
+        response.content.decode()
+    )
+    assert 3500 < int(response["Retry-After"]) <= 3600
+    assert mail.outbox == []  # no link mailed for the refused one
 
 
 # ------------------------------------------------------------- change mail
