@@ -248,6 +248,13 @@ def test_a_change_reaches_confirmed_subscribers_only(
     assert OutboxMessage.objects.filter(subject=f"privacy.subprocessor_change:{change.pk}").exists()
 
 
+def test_the_change_mail_goes_on_the_mail_queue() -> None:
+    from pipetower.config.celery import app
+
+    route = app.amqp.router.route({}, "pipetower.privacy.tasks.subprocessor_change_send_task")
+    assert route["queue"].name == "mail"
+
+
 def test_a_change_with_no_subscribers_is_recorded_and_sends_nothing(
     staff: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
