@@ -407,6 +407,7 @@ CELERY_TASK_ROUTES = {
     "pipetower.accounts.tasks.signin_alert_send_task": {"queue": QUEUE_MAIL},
     "pipetower.support.tasks.newsletter_send_task": {"queue": QUEUE_MAIL},
     "pipetower.support.tasks.survey_send_task": {"queue": QUEUE_MAIL},
+    "pipetower.privacy.tasks.subprocessor_change_send_task": {"queue": QUEUE_MAIL},
 }
 # Work committed with a task to send is written to the outbox in the same
 # transaction (pipetower/core/outbox.py); what could not be sent is sent again
@@ -573,6 +574,10 @@ if WEB_PROCESSES < 0:
 # API requests per person, counted atomically (pipetower/core/ratelimit.py).
 API_RATE_LIMIT = _rate_setting(
     "PIPETOWER_API_RATE_LIMIT", env_str("PIPETOWER_API_RATE_LIMIT", "600/m")
+)
+# Subscriptions to the subprocessor list per client address (each one mails a link).
+SUBSCRIBE_RATE_LIMIT = _rate_setting(
+    "PIPETOWER_SUBSCRIBE_RATE_LIMIT", env_str("PIPETOWER_SUBSCRIBE_RATE_LIMIT", "5/h")
 )
 
 LOGGING = {

@@ -4,15 +4,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from pipetower.core.errors import ServiceError
+from pipetower.privacy import legal_requests, subprocessors
 from pipetower.privacy.models import (
     ConsentEvent,
     DataSubjectRequest,
+    LegalRequest,
     ProcessingRestriction,
     StaffAccess,
+    Subprocessor,
+    SubprocessorChange,
     SupportGrant,
 )
 from pipetower.privacy.services import data_subject_request_answer
@@ -141,3 +146,171 @@ class StaffAccessAdmin(TeamContentAdmin):
     shown_text_fields = ("staff_label", "kind", "method", "path", "page")
     list_filter = ("kind",)
     date_hierarchy = "created_at"
+
+
+# --------------------------------------------------------------- public registers
+
+
+class _CheckedForm(forms.ModelForm):
+    """A back-office form whose fields are checked by the service's own check, so
+    the admin shows the same errors the service would raise; the admin then saves
+    through the service (`save_model`), never by writing the model itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False  # the service's check says what is missing, in its words
+
+    def check(self, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            self.check(data)
+        except ServiceError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return data
+
+
+class SubprocessorForm(_CheckedForm):
+    class Meta:
+        model = Subprocessor
+        fields = ("name", "purpose", "location", "since")
+        help_texts = {
+            "since": "The day it started processing personal data. A later day announces "
+            "one that has not started yet.",
+        }
+
+    def check(self, data: dict[str, Any]) -> None:
+        subprocessors.subprocessor_fields_check(
+            name=data.get("name", ""),
+            purpose=data.get("purpose", ""),
+            location=data.get("location", ""),
+            since=data.get("since"),
+            exclude_id=self.instance.pk,
+        )
+
+
+@admin.register(Subprocessor)
+class SubprocessorAdmin(admin.ModelAdmin):
+    """The public list of subprocessors. Every save and removal goes through
+    `privacy.subprocessors`, which audits it and mails the subscribers."""
+
+    form = SubprocessorForm
+    list_display = ("name", "purpose", "location", "since", "updated_at")
+    search_fields = ("name", "location")
+    ordering = ("name",)
+    actions = None  # removal one by one, through the service
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        fields = {k: data.get(k) for k in ("name", "purpose", "location", "since")}
+        if change:
+            saved = subprocessors.subprocessor_change(
+                actor=request.user,  # type: ignore[arg-type]
+                subprocessor_id=obj.pk,
+                request=request,
+                **fields,
+            )
+        else:
+            saved = subprocessors.subprocessor_add(
+                actor=request.user,  # type: ignore[arg-type]
+                request=request,
+                **fields,
+            )
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        subprocessors.subprocessor_remove(
+            actor=request.user,  # type: ignore[arg-type]
+            subprocessor_id=obj.pk,
+            request=request,
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subprocessor]) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(SubprocessorChange)
+class SubprocessorChangeAdmin(admin.ModelAdmin):
+    """Read only: written by the list's services, mailed by the worker."""
+
+    list_display = ("created_at", "kind", "name", "sent_at", "sent_count")
+    list_filter = ("kind",)
+    readonly_fields = ("kind", "name", "summary", "created_at", "sent_at", "sent_count")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LegalRequestForm(_CheckedForm):
+    class Meta:
+        model = LegalRequest
+        fields = legal_requests.FIELDS
+        labels = {
+            "received_on": "Date received",
+            "disclosed": "Data was disclosed",
+            "customer_notified": "The customer was told",
+        }
+        help_texts = {
+            "scope": "What was asked for: which accounts or data, and for which period.",
+            "reason": "Why data was or was not disclosed (required when nothing was).",
+        }
+
+    def check(self, data: dict[str, Any]) -> None:
+        legal_requests.legal_request_fields_check(
+            authority=data.get("authority", ""),
+            received_on=data.get("received_on"),
+            scope=data.get("scope", ""),
+            disclosed=data.get("disclosed"),
+            reason=data.get("reason", ""),
+            customer_notified=data.get("customer_notified"),
+        )
+
+
+@admin.register(LegalRequest)
+class LegalRequestAdmin(admin.ModelAdmin):
+    """The register of government and legal requests. Only yearly counts are
+    published; recording and correcting go through `privacy.legal_requests`."""
+
+    form = LegalRequestForm
+    list_display = ("id", "received_on", "authority", "disclosed", "customer_notified")
+    list_filter = ("disclosed", "customer_notified")
+    date_hierarchy = "received_on"
+    search_fields = ("authority",)
+    readonly_fields = ("recorded_by", "created_at", "updated_at")
+    actions = None
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        fields = {k: data.get(k) for k in legal_requests.FIELDS}
+        if change:
+            saved = legal_requests.legal_request_update(
+                actor=request.user,  # type: ignore[arg-type]
+                legal_request_id=obj.pk,
+                request=request,
+                **fields,
+            )
+        else:
+            saved = legal_requests.legal_request_record(
+                actor=request.user,  # type: ignore[arg-type]
+                request=request,
+                **fields,
+            )
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the register is a record; correct a row instead

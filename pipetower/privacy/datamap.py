@@ -37,6 +37,10 @@ class ModelDecl:
     fields: dict[str, FieldDecl] = field(default_factory=dict)
     # Fields that look personal (by type or name) but are not, each with the reason.
     not_personal: dict[str, str] = field(default_factory=dict)
+    # For rows about people with or without an account, found by address rather than
+    # by a link to an account: the email field. Deletion removes, and the export
+    # includes, the rows whose address matches one of the person's addresses.
+    subject_email: str | None = None
 
 
 # Phrases used many times below.
@@ -852,5 +856,65 @@ DATA_MAP: list[ModelDecl] = [
         subject=None,
         title="Newsletters",
         not_personal={"body": "text Pipetower wrote for everyone who subscribed"},
+    ),
+    # ----------------------------------------------------- public registers
+    ModelDecl(
+        model="privacy.Subprocessor",
+        subject=None,
+        title="Subprocessors",
+        not_personal={"name": "the name of a company that processes data for Pipetower"},
+    ),
+    ModelDecl(
+        model="privacy.SubprocessorChange",
+        subject=None,
+        title="Changes to the subprocessor list",
+        not_personal={
+            "name": "the name of a company that processes data for Pipetower",
+            "summary": "what changed in the public list, written by Pipetower",
+        },
+    ),
+    ModelDecl(
+        model="privacy.SubprocessorSubscriber",
+        subject=None,
+        subject_email="email",
+        title="News of our subprocessors",
+        fields={
+            "email": FieldDecl(
+                "user.contact.email",
+                "Telling you when the list of subprocessors changes, as you asked and confirmed",
+                CONSENT,
+                "until you unsubscribe; deleted with your account when it is one of its addresses",
+            ),
+        },
+    ),
+    ModelDecl(
+        model="privacy.LegalRequest",
+        subject=None,
+        title="Government and legal requests",
+        fields={
+            "scope": FieldDecl(
+                "user.content",
+                "Recording what an authority asked for, which can name a customer",
+                LEGAL,
+                "kept as the record of the request; only yearly counts are published",
+                export=False,
+                erasure="keep",
+            ),
+            "reason": FieldDecl(
+                "user.content",
+                "Recording why data was or was not disclosed",
+                LEGAL,
+                "kept as the record of the request; only yearly counts are published",
+                export=False,
+                erasure="keep",
+            ),
+            "recorded_by": _id(
+                "Which staff member recorded the request",
+                "while the staff account exists",
+                legal_basis=LEGAL,
+                export=False,
+                erasure="anonymise",
+            ),
+        },
     ),
 ]

@@ -333,6 +333,19 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
             elif deleting:
                 counts[f"{decl.model} deleted"] += rows.delete()[0]
 
+        # Rows found by address, for people with or without an account (subscriptions).
+        for decl in DATA_MAP:
+            if not decl.subject_email:
+                continue
+            if decl.model in held:
+                kept.append({"model": decl.model, "reason": held[decl.model]})
+                continue
+            by_address = Q(pk__in=[])
+            for address in emails:
+                by_address |= Q(**{f"{decl.subject_email}__iexact": address})
+            rows = apps.get_model(decl.model)._default_manager.filter(by_address)
+            counts[f"{decl.model} deleted"] += rows.delete()[0]
+
         # The activity log keeps what happened, not who: actor and address scrubbed.
         if "audit.AuditEvent" in held:
             kept.append({"model": "audit.AuditEvent", "reason": held["audit.AuditEvent"]})

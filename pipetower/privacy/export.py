@@ -326,11 +326,21 @@ HANDLED_MODELS = {
 }
 
 
+def verified_addresses(user: User) -> set[str]:
+    """The addresses the person has proved are theirs (confirmed on the account).
+    Rows found by address are exported only for these, so an address signed up
+    with but never confirmed reveals nothing about its real owner."""
+    from allauth.account.models import EmailAddress
+
+    confirmed = EmailAddress.objects.filter(user=user, verified=True)
+    return {e.lower() for e in confirmed.values_list("email", flat=True)}
+
+
 def _declared_category(decl: ModelDecl) -> Category | None:
     """A file for a data-map model not built in (consent history, correspondence, ...)."""
     from django.apps import apps
 
-    if decl.subject is None or decl.model.lower() in HANDLED_MODELS:
+    if (decl.subject is None and not decl.subject_email) or decl.model.lower() in HANDLED_MODELS:
         return None
     try:
         model = apps.get_model(decl.model)
@@ -339,11 +349,17 @@ def _declared_category(decl: ModelDecl) -> Category | None:
     excluded = _left_out(model)
     fields = ["id"] + [name for name, fd in decl.fields.items() if fd.export and not fd.secret]
     fields = [name for name in dict.fromkeys(fields) if name not in excluded]
-    subject = decl.subject
+    subject, subject_email = decl.subject, decl.subject_email
 
     def collect(user: User) -> list[dict[str, Any]]:
-        lookup = {subject or "pk": user}
-        return [_row(obj, fields) for obj in model._default_manager.filter(**lookup)]
+        if subject_email:
+            by_address = Q(pk__in=[])
+            for address in verified_addresses(user):
+                by_address |= Q(**{f"{subject_email}__iexact": address})
+            rows = model._default_manager.filter(by_address)
+        else:
+            rows = model._default_manager.filter(**{subject or "pk": user})
+        return [_row(obj, fields) for obj in rows]
 
     name = decl.model.replace(".", "_").lower()
     return Category(name, decl.title or model._meta.verbose_name_plural, fields, collect)

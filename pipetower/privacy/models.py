@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 ANSWER_WITHIN_DAYS = 30
@@ -377,3 +378,100 @@ class StaffAccess(models.Model):
 
     def __str__(self) -> str:
         return f"staff access {self.pk} under support access {self.grant_id}"
+
+
+# =============================================================================
+# Public registers: subprocessors (subprocessors.py) and government and legal
+# requests (legal_requests.py)
+# =============================================================================
+
+
+class Subprocessor(models.Model):
+    """A company that processes personal data for Pipetower, listed publicly.
+
+    Staff keep the list in the back office; every change goes through
+    `subprocessors.subprocessor_add/_change/_remove`, which audit it and mail
+    the confirmed subscribers what changed."""
+
+    name = models.CharField(max_length=200)
+    purpose = models.CharField(max_length=500)
+    location = models.CharField(max_length=200)
+    # The day it started processing; a later day announces one that has not started yet.
+    since = models.DateField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="one_subprocessor_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubprocessorChange(models.Model):
+    """One change of the subprocessor list, in plain words: what subscribers are
+    mailed, and the list's public history."""
+
+    class Kind(models.TextChoices):
+        ADDED = "added", "Added"
+        CHANGED = "changed", "Changed"
+        REMOVED = "removed", "Removed"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=200)  # the subprocessor's name at the time
+    summary = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.name}"
+
+
+class SubprocessorSubscriber(models.Model):
+    """An address that asked to hear about subprocessor changes and confirmed it.
+
+    Only confirmed addresses are stored: until the link in the confirmation email
+    is used, the address lives only inside that signed link."""
+
+    email = models.EmailField(unique=True)
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        # The address stays out of labels (the activity log copies them).
+        return f"subprocessor-list subscriber {self.pk}"
+
+
+class LegalRequest(models.Model):
+    """A request for data from a government or legal authority, as staff recorded it.
+
+    Only yearly counts are ever published (the transparency page); the rows stay
+    in the back office."""
+
+    authority = models.CharField(max_length=200)
+    received_on = models.DateField()
+    scope = models.TextField()
+    disclosed = models.BooleanField()
+    reason = models.TextField(blank=True)
+    customer_notified = models.BooleanField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-received_on", "-id")
+        indexes = [models.Index(fields=("received_on",), name="legal_request_received")]
+
+    def __str__(self) -> str:
+        return f"legal request {self.pk}"

@@ -60,3 +60,16 @@ def support_grants_summarise_task() -> int:
     from pipetower.privacy.support_access import support_grants_summarise
 
     return support_grants_summarise()
+
+
+# =============================================================================
+# Public registers (subprocessors.py)
+# =============================================================================
+
+
+@shared_task(name="pipetower.privacy.tasks.subprocessor_change_send_task", ignore_result=True)
+def subprocessor_change_send_task(change_id: int) -> int:
+    """Mail one change of the subprocessor list to every confirmed subscriber."""
+    from pipetower.privacy.subprocessors import subprocessor_change_send
+
+    return subprocessor_change_send(change_id=change_id)

@@ -5,7 +5,7 @@ one namespace serves the whole privacy center."""
 
 from django.urls import path
 
-from pipetower.privacy import rights_urls, views
+from pipetower.privacy import register_views, rights_urls, views
 
 app_name = "privacy"
 
@@ -18,5 +18,17 @@ urlpatterns = [
     path("restriction/lift/<str:token>/", views.restriction_lift, name="restriction_lift"),
     path("requests/", views.requests_page, name="requests"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("subprocessors/", register_views.subprocessors_page, name="subprocessors"),
+    path(
+        "subprocessors/confirm/<str:token>/",
+        register_views.subprocessors_confirm,
+        name="subprocessors_confirm",
+    ),
+    path(
+        "subprocessors/unsubscribe/<str:token>/",
+        register_views.subprocessors_unsubscribe,
+        name="subprocessors_unsubscribe",
+    ),
+    path("transparency/", register_views.transparency, name="transparency"),
     *rights_urls.urlpatterns,
 ]

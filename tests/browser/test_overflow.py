@@ -21,6 +21,7 @@ from playwright.sync_api import Browser
 from pipetower.actions import services as action_services
 from pipetower.actions.models import OutputChunk, Run, RunTarget
 from pipetower.api.services import api_token_create
+from pipetower.privacy import legal_requests, subprocessors
 from pipetower.privacy.models import SupportGrant
 from pipetower.servers import services as server_services
 from pipetower.teams import services as team_services
@@ -137,6 +138,24 @@ def _seed() -> tuple[Any, dict[str, str]]:
         reason=LONG,
         granted_by=owner,
         expires_at=timezone.now() + datetime.timedelta(days=1),
+    )
+    # The public registers: a long name and Unicode in the list, its history and the report.
+    staff = UserFactory(is_staff=True)
+    subprocessors.subprocessor_add(
+        actor=staff,
+        name=LONG,
+        purpose=UNICODE + " " + LONG,
+        location=LONG,
+        since=datetime.date(2024, 1, 1),
+    )
+    legal_requests.legal_request_record(
+        actor=staff,
+        authority=LONG,
+        received_on=datetime.date(2025, 1, 1),
+        scope=LONG,
+        disclosed=False,
+        reason=UNICODE,
+        customer_notified=False,
     )
     values = {
         "team_slug": team.slug,

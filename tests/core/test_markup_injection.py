@@ -43,7 +43,11 @@ from pipetower.privacy.models import (
     DeletionReport,
     ExportJob,
     LegalHold,
+    LegalRequest,
     StaffAccess,
+    Subprocessor,
+    SubprocessorChange,
+    SubprocessorSubscriber,
     SupportGrant,
 )
 from pipetower.servers.models import Server, Tag, TeamSshKey
@@ -92,6 +96,11 @@ MUST_SHOW = {
     "audit.AuditEvent.target_label",
     "support.Correspondence.body",
     "accounts.SignInEvent.browser",
+    "privacy.Subprocessor.name",
+    "privacy.Subprocessor.purpose",
+    "privacy.Subprocessor.location",
+    "privacy.SubprocessorChange.name",
+    "privacy.SubprocessorChange.summary",
 }
 
 
@@ -309,6 +318,20 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         method="GET",
         path="/teams/engines/",
         page="teams:detail",
+    )
+    Subprocessor.objects.create(
+        name="Mailgun", purpose="Sending email", location="EU", since=now.date()
+    )
+    SubprocessorChange.objects.create(kind="added", name="Mailgun", summary="Purpose: email")
+    SubprocessorSubscriber.objects.create(email="follower@example.com")
+    LegalRequest.objects.create(
+        authority="A court",
+        received_on=now.date(),
+        scope="Account of a customer",
+        disclosed=False,
+        reason="Not binding",
+        customer_notified=True,
+        recorded_by=staff,
     )
     LogEntry.objects.create(
         user=staff,

@@ -141,3 +141,12 @@ def test_every_declaration_says_why_on_what_basis_and_for_how_long() -> None:
 def test_a_field_is_either_personal_or_not_never_both() -> None:
     for decl in DATA_MAP:
         assert not set(decl.fields) & set(decl.not_personal), decl.model
+
+
+def test_rows_found_by_address_name_an_email_field_that_is_declared() -> None:
+    found = [d for d in DATA_MAP if d.subject_email]
+    assert [d.model for d in found] == ["privacy.SubprocessorSubscriber"]
+    for decl in found:
+        field = apps.get_model(decl.model)._meta.get_field(decl.subject_email or "")
+        assert isinstance(field, models.EmailField), decl.model
+        assert decl.fields[field.name].category == "user.contact.email", decl.model

@@ -10,6 +10,7 @@ from pipetower.accounts.models import User
 from pipetower.actions.models import Run
 from pipetower.audit.services import audit_record
 from pipetower.privacy import deletion, export
+from pipetower.privacy.models import SubprocessorSubscriber
 from pipetower.servers.models import Server
 from pipetower.teams.models import Membership, Role
 from tests.factories import TeamFactory, UserFactory
@@ -53,6 +54,8 @@ def test_nothing_of_the_person_remains_and_shared_data_is_intact() -> None:
     )
     audit_record(actor=bob, verb="member.added", team=shared, target=ada, data={"email": ada.email})
     ada.encryption_key()
+    # Following the subprocessor list, found by address rather than by account.
+    SubprocessorSubscriber.objects.create(email=ada.email)
     export.export_request(user=ada)
     cache.set("greeting", f"hello {ada.email}")
     cache.delete("greeting")

@@ -297,6 +297,8 @@ MAY_WRITE = {
     "support.Survey": "questions Pipetower writes",
     "privacy.DataSubjectRequest": "answered through data_subject_request_answer",
     "api.ApiToken": "every field read only; revoking goes through api_token_revoke",
+    "privacy.Subprocessor": "the public list, saved through subprocessor_add/_change/_remove",
+    "privacy.LegalRequest": "recorded through legal_request_record/_update; never deleted",
 }
 
 
@@ -315,7 +317,12 @@ def test_every_other_admin_is_read_only(rf):
         ):
             writable.append(label)
     assert writable == []
-    for label in ("accounts.User", "privacy.DataSubjectRequest", "api.ApiToken"):
+    for label in (
+        "accounts.User",
+        "privacy.DataSubjectRequest",
+        "api.ApiToken",
+        "privacy.LegalRequest",
+    ):
         model_admin = admin.site._registry[apps.get_model(label)]
         assert not model_admin.has_delete_permission(request, None), label
 
