@@ -18,5 +18,8 @@ urlpatterns = [
     path("restriction/lift/<str:token>/", views.restriction_lift, name="restriction_lift"),
     path("requests/", views.requests_page, name="requests"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("policy/", views.policy_page, name="policy"),
+    path("policy/versions/<int:number>/", views.policy_version_page, name="policy_version"),
+    path("policy/acknowledge/", views.policy_acknowledge, name="policy_acknowledge"),
     *rights_urls.urlpatterns,
 ]

@@ -43,6 +43,8 @@ from pipetower.privacy.models import (
     DeletionReport,
     ExportJob,
     LegalHold,
+    PolicyAcknowledgement,
+    PolicyVersion,
     StaffAccess,
     SupportGrant,
 )
@@ -92,6 +94,8 @@ MUST_SHOW = {
     "audit.AuditEvent.target_label",
     "support.Correspondence.body",
     "accounts.SignInEvent.browser",
+    "privacy.PolicyVersion.text",
+    "privacy.PolicyVersion.summary",
 }
 
 
@@ -310,6 +314,12 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         path="/teams/engines/",
         page="teams:detail",
     )
+    # Two versions: the older one's page and the list of earlier versions show too.
+    for number in (1, 2):
+        PolicyVersion.objects.create(
+            number=number, text=f"Policy {number}", summary="Changed", significant=True
+        )
+    PolicyAcknowledgement.objects.create(user=other, version_id=2)
     LogEntry.objects.create(
         user=staff,
         content_type=ContentType.objects.get_for_model(Server),
@@ -333,6 +343,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "user_id": owner.pk,
         "survey_id": survey.pk,
         "grant_id": grant.pk,
+        "number": 1,
         "pk": 1,
         "token": "no-such-token",
         "key": "no-such-key",

@@ -296,6 +296,7 @@ MAY_WRITE = {
     "support.Newsletter": "text Pipetower writes for subscribers",
     "support.Survey": "questions Pipetower writes",
     "privacy.DataSubjectRequest": "answered through data_subject_request_answer",
+    "privacy.PolicyVersion": "add only, through policy_version_publish; never changed or deleted",
     "api.ApiToken": "every field read only; revoking goes through api_token_revoke",
 }
 
@@ -315,7 +316,12 @@ def test_every_other_admin_is_read_only(rf):
         ):
             writable.append(label)
     assert writable == []
-    for label in ("accounts.User", "privacy.DataSubjectRequest", "api.ApiToken"):
+    for label in (
+        "accounts.User",
+        "privacy.DataSubjectRequest",
+        "api.ApiToken",
+        "privacy.PolicyVersion",
+    ):
         model_admin = admin.site._registry[apps.get_model(label)]
         assert not model_admin.has_delete_permission(request, None), label
 

@@ -149,7 +149,8 @@ NOT_ABOUT_A_TEAM_OBJECT = {
         "privacy:restriction_start", "privacy:restriction_lift_request",
         "privacy:restriction_lift", "privacy:requests", "privacy:unsubscribe",
         "privacy:export", "privacy:export_download", "privacy:deletion",
-        "privacy:deletion_scheduled", "support:contact", "support:survey",
+        "privacy:deletion_scheduled", "privacy:policy", "privacy:policy_version",
+        "privacy:policy_acknowledge", "support:contact", "support:survey",
         "analytics:cookies", "analytics:consent", "analytics:blocked", "analytics:stats",
     },
     "api": {
