@@ -510,3 +510,13 @@ def test_the_acknowledgement_and_the_email_are_in_the_persons_export(
     assert acks[0]["created_at"]
     notices = json.loads(archive.read("privacy_policynotice.json"))["records"]
     assert [(n["version"], bool(n["sent_at"])) for n in notices] == [(1, True)]
+
+
+def test_the_privacy_page_and_the_privacy_center_link_the_policy(
+    client: Client, people: list[User]
+) -> None:
+    link = '<a href="/privacy/policy/">'
+    public = client.get("/privacy/").content.decode()
+    assert f"Read {link}our privacy policy</a>" in public
+    client.force_login(people[0])
+    assert f"{link}Privacy policy</a> ·" in client.get("/privacy/center/").content.decode()
