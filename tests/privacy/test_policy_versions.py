@@ -520,3 +520,13 @@ def test_the_privacy_page_and_the_privacy_center_link_the_policy(
     assert f"Read {link}our privacy policy</a>" in public
     client.force_login(people[0])
     assert f"{link}Privacy policy</a> ·" in client.get("/privacy/center/").content.decode()
+
+
+def test_the_banner_appears_as_soon_as_a_significant_version_is_published(
+    client: Client, staff: User, people: list[User], django_capture_on_commit_callbacks: Any
+) -> None:
+    client.force_login(people[0])
+    assert "policy-banner" not in client.get("/privacy/").content.decode()  # remembered: none
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(staff, significant=True, summary="Retention changed.")
+    assert 'id="policy-banner"' in client.get("/privacy/").content.decode()
