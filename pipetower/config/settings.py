@@ -408,6 +408,7 @@ CELERY_TASK_ROUTES = {
     "pipetower.support.tasks.newsletter_send_task": {"queue": QUEUE_MAIL},
     "pipetower.support.tasks.survey_send_task": {"queue": QUEUE_MAIL},
     "pipetower.privacy.tasks.subprocessor_change_send_task": {"queue": QUEUE_MAIL},
+    "pipetower.privacy.tasks.policy_announce_task": {"queue": QUEUE_MAIL},
 }
 # Work committed with a task to send is written to the outbox in the same
 # transaction (pipetower/core/outbox.py); what could not be sent is sent again

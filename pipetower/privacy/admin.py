@@ -3,22 +3,31 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from pipetower.core.errors import ServiceError
+from pipetower.core.outbox import outbox_pending
 from pipetower.privacy import legal_requests, subprocessors
 from pipetower.privacy.models import (
     ConsentEvent,
     DataSubjectRequest,
     LegalRequest,
+    PolicyVersion,
     ProcessingRestriction,
     StaffAccess,
     Subprocessor,
     SubprocessorChange,
     SupportGrant,
+)
+from pipetower.privacy.policy import (
+    policy_announce_progress,
+    policy_announce_resume,
+    policy_announce_subject,
+    policy_version_publish,
+    policy_versions_for_staff,
 )
 from pipetower.privacy.services import data_subject_request_answer
 from pipetower.privacy.staff_admin import TeamContentAdmin
@@ -314,3 +323,109 @@ class LegalRequestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the register is a record; correct a row instead
+
+
+class PolicyVersionPublishForm(forms.ModelForm):
+    """Publishing goes through `policy_version_publish`: its refusals (a text
+    identical to the current version, a missing summary) show on the form, and
+    it writes the version, the audit row and the announcement in one go."""
+
+    class Meta:
+        model = PolicyVersion
+        fields = ("text", "summary", "significant")
+
+    request: HttpRequest | None = None
+    published: PolicyVersion | None = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors or self.request is None:
+            return data
+        try:
+            self.published = policy_version_publish(
+                staff=self.request.user,  # type: ignore[arg-type]
+                text=data.get("text", ""),
+                summary=data.get("summary", ""),
+                significant=bool(data.get("significant")),
+                request=self.request,
+            )
+        except ServiceError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return data
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    """Staff publish a new version here ("Add"); published versions are read only."""
+
+    form = PolicyVersionPublishForm
+    list_display = ("number", "published_at", "significant", "short_summary", "announcement")
+    list_filter = ("significant",)
+    ordering = ("-number",)
+    actions = ("resume_announcement",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
+        return policy_versions_for_staff()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        if obj is None:
+            return ["text", "summary", "significant"]
+        return ["number", "published_at", "significant", "summary", "text", "announcement"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request  # type: ignore[attr-defined]
+        return form
+
+    @admin.display(description="Summary of changes")
+    def short_summary(self, obj: PolicyVersion) -> str:
+        return obj.summary if len(obj.summary) <= 80 else obj.summary[:79] + "…"
+
+    @admin.display(description="Announcement emails sent")
+    def announcement(self, obj: PolicyVersion) -> str:
+        if not obj.significant:
+            return "not announced (not significant)"
+        sent = getattr(obj, "notices_sent", None)
+        total = getattr(obj, "notices_total", None)
+        if sent is None or total is None:
+            progress = policy_announce_progress(number=obj.number)
+            sent, total = progress.sent, progress.total
+        text = f"{sent} / {total}"
+        if sent < total and outbox_pending(policy_announce_subject(obj.number)):
+            text += " (waiting for a worker)"
+        return text
+
+    @admin.action(description="Send the rest of the announcement again (after a mail outage)")
+    def resume_announcement(self, request: HttpRequest, queryset: QuerySet[PolicyVersion]) -> None:
+        for version in queryset:
+            try:
+                progress = policy_announce_resume(
+                    staff=request.user,  # type: ignore[arg-type]
+                    version=version,
+                    request=request,
+                )
+            except ServiceError as exc:
+                self.message_user(request, f"{version}: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(
+                request, f"{version}: sending to the {progress.total - progress.sent} left."
+            )
+
+    def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
+        return form.published  # the service saved it while the form was checked
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a published version never changes: publish a new one
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -747,6 +747,70 @@ DATA_MAP: list[ModelDecl] = [
         },
     ),
     ModelDecl(
+        model="privacy.PolicyVersion",
+        subject=None,
+        title="Privacy policy versions",
+        fields={
+            "published_by": _id(
+                "Which staff member published the version",
+                "as long as the version is kept; cleared when that account is deleted",
+                legal_basis=LEGIT,
+                export=False,
+                erasure="anonymise",
+            ),
+        },
+        not_personal={
+            "text": "the policy Pipetower wrote, published for everyone",
+            "summary": "what changed, written by Pipetower for everyone",
+        },
+    ),
+    ModelDecl(
+        model="privacy.PolicyNotice",
+        subject="user",
+        title="Privacy policy change emails sent to you",
+        fields={
+            "user": _id("Who the announcement of a significant change went to", erasure="cascade"),
+            "version": FieldDecl(
+                "system.operations",
+                "Which policy version the email announced",
+                CONTRACT,
+                WHILE_ACCOUNT,
+                erasure="cascade",
+            ),
+            "sent_at": FieldDecl(
+                "system.operations",
+                "When we emailed you, so nobody is emailed twice",
+                CONTRACT,
+                WHILE_ACCOUNT,
+                erasure="cascade",
+            ),
+        },
+    ),
+    ModelDecl(
+        model="privacy.PolicyAcknowledgement",
+        subject="user",
+        title="Privacy policy changes you acknowledged",
+        fields={
+            "user": _id(
+                "Who acknowledged a significant change", legal_basis=LEGIT, erasure="cascade"
+            ),
+            "version": FieldDecl(
+                "system.operations",
+                "Which policy version you acknowledged, so the banner stops showing",
+                LEGIT,
+                WHILE_ACCOUNT,
+                erasure="cascade",
+            ),
+            "created_at": FieldDecl(
+                "system.operations",
+                "When you acknowledged it",
+                LEGIT,
+                WHILE_ACCOUNT,
+                erasure="cascade",
+            ),
+        },
+    ),
+    ModelDecl(
         model="privacy.DeletionReport",
         subject=None,
         title="Deletion reports",

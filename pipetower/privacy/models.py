@@ -475,3 +475,92 @@ class LegalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"legal request {self.pk}"
+
+
+# =============================================================================
+# Privacy policy versions and change announcements (policy.py)
+# =============================================================================
+
+
+class PolicyVersion(models.Model):
+    """One published version of the privacy policy, numbered 1, 2, 3...
+
+    Published through `privacy.policy.policy_version_publish` only, and never
+    changed afterwards: a correction is a new version. The number is the
+    primary key, so a person's acknowledgement in their export names it."""
+
+    number = models.PositiveIntegerField(primary_key=True)
+    text = models.TextField(
+        help_text="The whole policy, in Markdown: # headings, paragraphs, - lists, "
+        "**bold**, *italic*, `code` and [links](https://example.com). HTML is shown as text."
+    )
+    summary = models.TextField(
+        help_text="What changed since the previous version, in a few plain sentences."
+    )
+    significant = models.BooleanField(
+        default=False,
+        help_text="A significant change is emailed to every active account as a service "
+        "notice, and signed-in people see a banner until they acknowledge it.",
+    )
+    published_at = models.DateTimeField(default=timezone.now)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-number",)
+
+    def __str__(self) -> str:
+        return f"Privacy policy version {self.number}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("A published policy version never changes; publish a new one.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class PolicyNotice(models.Model):
+    """The email announcing a significant version to one account.
+
+    All rows are written when the version is published, so the recipients are
+    fixed then; the sender claims a row before sending and marks it sent after,
+    so a crash resumes where it stopped and nobody is emailed twice."""
+
+    version = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE, related_name="notices")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="policy_notices"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("version", "id")
+        constraints = [
+            models.UniqueConstraint(fields=("version", "user"), name="one_policy_notice_per_user")
+        ]
+        indexes = [models.Index(fields=("version", "sent_at"), name="policy_notice_progress")]
+
+    def __str__(self) -> str:
+        state = "sent" if self.sent_at else "waiting"
+        return f"notice of policy version {self.version_id} to {self.user_id} ({state})"
+
+
+class PolicyAcknowledgement(models.Model):
+    """A person said they have seen a significant version (the banner's button)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="policy_acknowledgements"
+    )
+    version = models.ForeignKey(
+        PolicyVersion, on_delete=models.PROTECT, related_name="acknowledgements"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(fields=("user", "version"), name="one_policy_ack_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} acknowledged policy version {self.version_id}"

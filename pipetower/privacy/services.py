@@ -268,31 +268,41 @@ class NoticeKind:
     }
 
 
-def notice_send(*, kind: str, subject: str, body: str) -> int:
-    """Send an essential service notice to every active account.
-
-    Service notices are not marketing: they go to everyone, restricted or not,
-    and say so in the subject ("Service notice: ...") and in the first lines.
-    Answers how many people it was sent to."""
-    from pipetower.accounts.models import User
-
+def notice_refusal_check(*, kind: str, subject: str, body: str) -> None:
     if kind not in NoticeKind.LABELS:
         raise ServiceError("A service notice is about security, a policy or a product change.")
     if not subject.strip() or not body.strip():
         raise ServiceError("A service notice needs a subject and a text.")
-    label = NoticeKind.LABELS[kind]
+
+
+def notice_message(*, kind: str, subject: str, body: str, to: str, **headers: str) -> EmailMessage:
+    """One essential service notice, labelled as such in its subject and first lines.
+
+    Service notices are not marketing: they go to everyone, restricted or not,
+    newsletter or not, and say so. `notice_send` and the announcement of a
+    significant policy version (`privacy.policy`) both build them here."""
+    notice_refusal_check(kind=kind, subject=subject, body=body)
     intro = (
-        f"This is a service notice about {label}. Pipetower sends these to everyone "
-        "with an account, because they affect your use of the service; they are not "
+        f"This is a service notice about {NoticeKind.LABELS[kind]}. Pipetower sends these to "
+        "everyone with an account, because they affect your use of the service; they are not "
         "marketing and you cannot unsubscribe from them.\n\n"
     )
+    return EmailMessage(
+        subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Service notice: {subject.strip()}",
+        body=intro + body.strip() + "\n",
+        to=[to],
+        headers={"X-Pipetower-Notice": kind, **headers},
+    )
+
+
+def notice_send(*, kind: str, subject: str, body: str) -> int:
+    """Send an essential service notice to every active account (`notice_message`).
+    Answers how many people it was sent to."""
+    from pipetower.accounts.models import User
+
+    notice_refusal_check(kind=kind, subject=subject, body=body)
     count = 0
     for email in User.objects.filter(is_active=True).order_by("pk").values_list("email", flat=True):
-        EmailMessage(
-            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Service notice: {subject.strip()}",
-            body=intro + body.strip() + "\n",
-            to=[email],
-            headers={"X-Pipetower-Notice": kind},
-        ).send()
+        notice_message(kind=kind, subject=subject, body=body, to=email).send()
         count += 1
     return count

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from smtplib import SMTPException
+
+from celery import Task, shared_task
 
 # =============================================================================
 # Export and deletion (export.py, deletion.py)
@@ -73,3 +75,29 @@ def subprocessor_change_send_task(change_id: int) -> int:
     from pipetower.privacy.subprocessors import subprocessor_change_send
 
     return subprocessor_change_send(change_id=change_id)
+
+
+# =============================================================================
+# Privacy policy versions (policy.py)
+# =============================================================================
+
+
+@shared_task(
+    name="pipetower.privacy.tasks.policy_announce_task",
+    bind=True,
+    ignore_result=True,
+    max_retries=48,
+)
+def policy_announce_task(self: Task, number: int) -> None:
+    """Email the announcement of a significant policy version to everyone not yet emailed.
+
+    A mail server that fails is tried again a minute later; rows another sender
+    claimed (it may have crashed) are looked at again once their claim expires."""
+    from pipetower.privacy.policy import CLAIM_LEASE, policy_announce_send
+
+    try:
+        progress = policy_announce_send(number=number)
+    except (OSError, SMTPException) as exc:
+        raise self.retry(exc=exc, countdown=60) from exc
+    if not progress.done:
+        raise self.retry(countdown=int(CLAIM_LEASE.total_seconds()) + 1)

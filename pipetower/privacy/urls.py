@@ -30,5 +30,8 @@ urlpatterns = [
         name="subprocessors_unsubscribe",
     ),
     path("transparency/", register_views.transparency, name="transparency"),
+    path("policy/", views.policy_page, name="policy"),
+    path("policy/versions/<int:number>/", views.policy_version_page, name="policy_version"),
+    path("policy/acknowledge/", views.policy_acknowledge, name="policy_acknowledge"),
     *rights_urls.urlpatterns,
 ]

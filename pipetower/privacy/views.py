@@ -9,19 +9,22 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from pipetower.core.errors import ServiceError
-from pipetower.privacy import selectors, services
+from pipetower.core.markdown import render_markdown
+from pipetower.privacy import policy, selectors, services
 from pipetower.privacy.consent import WORDING_VERSIONS, consent_set
 from pipetower.privacy.forms import DataSubjectRequestForm
 from pipetower.privacy.models import Channel, DataSubjectRequest, Purpose
 
 HISTORY_PER_PAGE = 20
 REQUESTS_PER_PAGE = 20
+VERSIONS_PER_PAGE = 20
 
 
 @require_safe
@@ -164,3 +167,64 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             request, "privacy/link_error.html", {"message": exc.message}, status=exc.status
         )
     return render(request, "privacy/unsubscribe.html", {"purpose_label": Purpose(purpose).label})
+
+
+# ------------------------------------------------------------- policy versions
+
+
+@require_safe
+def policy_page(request: HttpRequest) -> HttpResponse:
+    """The current privacy policy, and the earlier versions with what each changed."""
+    current = policy.policy_current()
+    earlier = policy.policy_versions()
+    if current is not None:
+        earlier = earlier.exclude(pk=current.pk)
+    page = Paginator(earlier, VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "privacy/policy.html",
+        {
+            "current": current,
+            "policy_html": render_markdown(current.text) if current else "",
+            "earlier": page,
+        },
+    )
+
+
+@require_safe
+def policy_version_page(request: HttpRequest, number: int) -> HttpResponse:
+    version = policy.policy_version_get(number=number)
+    if version is None:
+        raise Http404("There is no such version of the privacy policy.")
+    return render(
+        request,
+        "privacy/policy_version.html",
+        {
+            "version": version,
+            "policy_html": render_markdown(version.text),
+            "next_version": policy.policy_version_get(number=number + 1),
+            "current": policy.policy_current(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def policy_acknowledge(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    number = request.POST.get("version", "")
+    if not number.isdecimal() or len(number) > 9:
+        messages.error(request, "That version was not understood. Use the button in the banner.")
+    else:
+        try:
+            policy.policy_acknowledge(user=user, number=int(number), request=request)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Thank you: we noted that you have seen the change.")
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
+    return redirect("privacy:policy")

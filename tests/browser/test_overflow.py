@@ -22,7 +22,7 @@ from pipetower.actions import services as action_services
 from pipetower.actions.models import OutputChunk, Run, RunTarget
 from pipetower.api.services import api_token_create
 from pipetower.privacy import legal_requests, subprocessors
-from pipetower.privacy.models import SupportGrant
+from pipetower.privacy.models import PolicyVersion, SupportGrant
 from pipetower.servers import services as server_services
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role
@@ -157,6 +157,15 @@ def _seed() -> tuple[Any, dict[str, str]]:
         reason=UNICODE,
         customer_notified=False,
     )
+    # A significant version the owner has not acknowledged: its banner is on every page.
+    for number in (1, 2):
+        PolicyVersion.objects.create(
+            number=number,
+            text=f"# {LONG}\n\n{UNICODE} {LONG}\n\n- {LONG}\n\n[{LONG}](https://{'l' * 80}.x)",
+            summary=f"{LONG} {UNICODE}",
+            significant=True,
+            published_at=timezone.now() + datetime.timedelta(seconds=number),
+        )
     values = {
         "team_slug": team.slug,
         "server_id": str(server.pk),
@@ -173,6 +182,7 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "uidb36": "1",
         "survey_id": "1",
         "grant_id": str(grant.pk),
+        "number": "1",
         "session_id": "1",
         "pk": "1",
     }

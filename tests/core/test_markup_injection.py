@@ -44,6 +44,8 @@ from pipetower.privacy.models import (
     ExportJob,
     LegalHold,
     LegalRequest,
+    PolicyAcknowledgement,
+    PolicyVersion,
     StaffAccess,
     Subprocessor,
     SubprocessorChange,
@@ -101,6 +103,8 @@ MUST_SHOW = {
     "privacy.Subprocessor.location",
     "privacy.SubprocessorChange.name",
     "privacy.SubprocessorChange.summary",
+    "privacy.PolicyVersion.text",
+    "privacy.PolicyVersion.summary",
 }
 
 
@@ -333,6 +337,12 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         customer_notified=True,
         recorded_by=staff,
     )
+    # Two versions: the older one's page and the list of earlier versions show too.
+    for number in (1, 2):
+        PolicyVersion.objects.create(
+            number=number, text=f"Policy {number}", summary="Changed", significant=True
+        )
+    PolicyAcknowledgement.objects.create(user=other, version_id=2)
     LogEntry.objects.create(
         user=staff,
         content_type=ContentType.objects.get_for_model(Server),
@@ -356,6 +366,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "user_id": owner.pk,
         "survey_id": survey.pk,
         "grant_id": grant.pk,
+        "number": 1,
         "pk": 1,
         "token": "no-such-token",
         "key": "no-such-key",

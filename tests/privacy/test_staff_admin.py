@@ -296,6 +296,7 @@ MAY_WRITE = {
     "support.Newsletter": "text Pipetower writes for subscribers",
     "support.Survey": "questions Pipetower writes",
     "privacy.DataSubjectRequest": "answered through data_subject_request_answer",
+    "privacy.PolicyVersion": "add only, through policy_version_publish; never changed or deleted",
     "api.ApiToken": "every field read only; revoking goes through api_token_revoke",
     "privacy.Subprocessor": "the public list, saved through subprocessor_add/_change/_remove",
     "privacy.LegalRequest": "recorded through legal_request_record/_update; never deleted",
@@ -322,6 +323,7 @@ def test_every_other_admin_is_read_only(rf):
         "privacy.DataSubjectRequest",
         "api.ApiToken",
         "privacy.LegalRequest",
+        "privacy.PolicyVersion",
     ):
         model_admin = admin.site._registry[apps.get_model(label)]
         assert not model_admin.has_delete_permission(request, None), label

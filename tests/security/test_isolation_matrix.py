@@ -151,7 +151,8 @@ NOT_ABOUT_A_TEAM_OBJECT = {
         "privacy:export", "privacy:export_download", "privacy:deletion",
         "privacy:deletion_scheduled", "privacy:subprocessors",
         "privacy:subprocessors_confirm", "privacy:subprocessors_unsubscribe",
-        "privacy:transparency", "support:contact", "support:survey",
+        "privacy:transparency", "privacy:policy", "privacy:policy_version",
+        "privacy:policy_acknowledge", "support:contact", "support:survey",
         "analytics:cookies", "analytics:consent", "analytics:blocked", "analytics:stats",
     },
     "api": {
