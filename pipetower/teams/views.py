@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
@@ -148,7 +151,13 @@ def team_settings(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "teams/team_settings.html",
-        {"team": team, "form": form, "security_form": security_form},
+        {
+            "team": team,
+            "membership": _membership(request),
+            "form": form,
+            "security_form": security_form,
+            "grace_days": settings.DELETION_GRACE_DAYS,
+        },
         status=status,
     )
 
@@ -174,6 +183,56 @@ def team_leave(request: HttpRequest) -> HttpResponse:
         {"team": team, "error": error},
         status=409 if error and request.method == "POST" else 200,
     )
+
+
+# --- deleting the team -------------------------------------------------------
+
+
+@team_view(roles={"GET": Role.OWNER, "POST": Role.OWNER})
+@reauthentication_required
+def team_delete(request: HttpRequest) -> HttpResponse:
+    """Schedule the team's deletion: owners only, after re-authentication, by typing its name."""
+    team = _team(request)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.team_deletion_schedule(
+                team=team,
+                actor=_user(request),
+                confirm_name=request.POST.get("confirm_name", ""),
+                request=request,
+            )
+        except ServiceError as exc:
+            error = exc.message
+        else:
+            messages.success(
+                request,
+                f"{team.name} will be deleted on "
+                f"{date_format(timezone.localtime(team.deletion_scheduled_for), 'j F Y')}. "
+                "Every member was told by email. Until then no runs start, and you can cancel.",
+            )
+            return redirect("teams:delete", team_slug=team.slug)
+    context = {
+        "team": team,
+        "error": error,
+        "grace_days": settings.DELETION_GRACE_DAYS,
+    }
+    return render(request, "teams/team_delete.html", context, status=400 if error else 200)
+
+
+@team_view(roles={"POST": Role.OWNER})
+@require_POST
+def team_delete_cancel(request: HttpRequest) -> HttpResponse:
+    team = _team(request)
+    try:
+        services.team_deletion_cancel(team=team, actor=_user(request), request=request)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"The deletion of {team.name} is cancelled. Runs can start again."
+        )
+    return redirect("teams:detail", team_slug=team.slug)
 
 
 # --- members and invitations -------------------------------------------------
