@@ -158,6 +158,8 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "pk": "1",
     }
     assert second.slug
+    # Scheduled for deletion: every team page shows the banner with the long name.
+    team_services.team_deletion_schedule(team=team, actor=owner, confirm_name=LONG)
     return owner, values
 
 
