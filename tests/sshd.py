@@ -3,8 +3,9 @@
 Each `SshdServer` runs `sshd -D -e -f <config>` in the foreground with its own
 throwaway ed25519 host key (or several types: `host_key_types`), pid file and
 `authorized_keys` file (which the test controls through `authorize()`), and logs
-in a dedicated unprivileged user (`pipetower-test`), never root: root's shell start-up files are slow here and a
-real customer would not let Pipetower in as root either.
+in a dedicated unprivileged user (`pipetower-test`), never root: root's shell
+start-up files are slow here and a real customer would not let Pipetower in as
+root either.
 
 Fixtures (registered in tests/conftest.py):
 
