@@ -376,3 +376,30 @@ def test_the_confirmation_check_is_the_services(team: Team) -> None:
     assert services.team_confirmation_refusal(team=team, typed=NAME) is None
     refusal = services.team_confirmation_refusal(team=team, typed="nope")
     assert isinstance(refusal, ServiceError) and refusal.field == "confirm_name"
+
+
+def test_with_two_factor_on_deleting_the_team_also_needs_a_current_code(
+    client: Client, user: User, team: Team
+) -> None:
+    from tests.accounts.mfa.helpers import fresh_period, give_totp, totp_code
+
+    secret = give_totp(user)
+    client.force_login(user)
+    reauthenticate(client)
+    url = reverse("teams:delete", args=[team.slug])
+    assert b'name="code"' in client.get(url).content
+
+    wrong = client.post(url, {"confirm_name": NAME, "code": "000000"})
+    assert wrong.status_code == 400
+    assert b"That code is not correct" in wrong.content
+    assert b'aria-invalid="true"' in wrong.content
+    missing = client.post(url, {"confirm_name": NAME})
+    assert missing.status_code == 400
+    team.refresh_from_db()
+    assert team.deletion_scheduled_for is None
+
+    fresh_period()
+    right = client.post(url, {"confirm_name": NAME, "code": totp_code(secret)})
+    assert right.status_code == 302
+    team.refresh_from_db()
+    assert team.deletion_scheduled_for is not None
