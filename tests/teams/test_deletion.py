@@ -324,6 +324,8 @@ def test_the_purge_erases_the_team_with_everything_the_data_map_gives_it(
         ), model.__name__
     assert not Membership.objects.filter(team_id=team.pk).exists()
     assert not AuditEvent.objects.filter(team_id=team.pk).exists()
+    # Everything the data map declares as this team's content is gone.
+    assert _team_content_left(team.pk) == {}
     assert not DataKey.objects.filter(pk=key_id, destroyed_at__isnull=True).exists()
     # People keep their accounts and other teams.
     assert User.objects.filter(pk__in=[user.pk, viewer.pk]).count() == 2
@@ -334,6 +336,30 @@ def test_the_purge_erases_the_team_with_everything_the_data_map_gives_it(
     assert NAME not in str(erased.data) + erased.target_label
     assert sorted(m.to[0] for m in mailoutbox) == ["ada@example.com", "grace@example.com"]
     assert all("has been deleted" in m.subject for m in mailoutbox)
+
+
+def _team_content_left(team_id: int) -> dict[str, int]:
+    """Rows of every model the data map gives a team (its `team` path), for one team."""
+    from django.apps import apps
+
+    from pipetower.privacy.datamap import DATA_MAP
+
+    left = {}
+    for decl in DATA_MAP:
+        if decl.team is None:
+            continue
+        model = apps.get_model(decl.model)
+        path = f"{decl.team}__pk" if decl.team else "pk"
+        if count := model._default_manager.filter(**{path: team_id}).count():
+            left[decl.model] = count
+    return left
+
+
+def test_the_data_map_check_finds_team_content_left_behind(team: Team, user: User) -> None:
+    """The twin of the purge test's data map check: it sees content that is still there."""
+    populate(user, team)
+    left = _team_content_left(team.pk)
+    assert {"teams.Team", "servers.Server", "actions.Action", "actions.Run"} <= set(left)
 
 
 def test_the_purge_waits_for_runs_in_progress(team: Team, user: User) -> None:
