@@ -12,6 +12,7 @@ import datetime
 import re
 from typing import Any
 
+import asyncssh
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -23,6 +24,8 @@ from pipetower.actions.models import OutputChunk, Run, RunTarget
 from pipetower.api.services import api_token_create
 from pipetower.privacy.models import SupportGrant
 from pipetower.servers import services as server_services
+from pipetower.servers.keys import public_line_of
+from pipetower.servers.models import Server
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role
 from tests.factories import UserFactory
@@ -93,6 +96,12 @@ def _seed() -> tuple[Any, dict[str, str]]:
     server_services.server_create(
         team=team, actor=owner, name=UNICODE, host="127.0.0.1", port=1, username="deploy"
     )
+    # The host keys a connection test found, one per type, listed on the server page.
+    offered = [
+        public_line_of(asyncssh.generate_private_key(alg))
+        for alg in ("ssh-ed25519", "ecdsa-sha2-nistp521", "ssh-rsa")
+    ]
+    Server.objects.filter(pk=server.pk).update(offered_host_key="\n".join(offered))
     action = action_services.action_create(
         team=team,
         actor=owner,
