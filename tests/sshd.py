@@ -1,10 +1,11 @@
 """Real OpenSSH servers for the tests: one `sshd` per loopback port.
 
 Each `SshdServer` runs `sshd -D -e -f <config>` in the foreground with its own
-throwaway ed25519 host key, pid file and `authorized_keys` file (which the test
-controls through `authorize()`), and logs in a dedicated unprivileged user
-(`pipetower-test`), never root: root's shell start-up files are slow here and a
-real customer would not let Pipetower in as root either.
+throwaway ed25519 host key (or several types: `host_key_types`), pid file and
+`authorized_keys` file (which the test controls through `authorize()`), and logs
+in a dedicated unprivileged user (`pipetower-test`), never root: root's shell
+start-up files are slow here and a real customer would not let Pipetower in as
+root either.
 
 Fixtures (registered in tests/conftest.py):
 
@@ -98,11 +99,24 @@ def pick_free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _keygen(path: Path) -> None:
+def _keygen(path: Path, kind: str = "ed25519") -> None:
     for old in (path, path.with_suffix(".pub")):
         old.unlink(missing_ok=True)
+    size = ["-b", "2048"] if kind == "rsa" else []
     subprocess.run(
-        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "pipetower-test-host", "-f", str(path)],
+        [
+            SSH_KEYGEN,
+            "-q",
+            "-t",
+            kind,
+            *size,
+            "-N",
+            "",
+            "-C",
+            "pipetower-test-host",
+            "-f",
+            str(path),
+        ],
         check=True,
         capture_output=True,
     )
@@ -124,8 +138,11 @@ class SshdServer:
         password_auth: bool = False,
         max_startups: str = "1000:30:2000",
         max_sessions: int = 100,
+        host_key_types: tuple[str, ...] = ("ed25519",),
     ) -> None:
+        """`host_key_types`: the host's keys ("ed25519", "ecdsa", "rsa"); ed25519 by default."""
         self.host = host
+        self.host_key_types = host_key_types
         self.port = 0
         self.user = TEST_USER
         self.password_auth = password_auth
@@ -133,7 +150,8 @@ class SshdServer:
         self.max_sessions = max_sessions
         self.dir = Path(tempfile.mkdtemp(prefix="pipetower-sshd-"))
         self.dir.chmod(0o755)  # sshd reads authorized_keys as the test user
-        self.host_key_path = self.dir / "ssh_host_ed25519_key"
+        self.host_key_paths = {kind: self.dir / f"ssh_host_{kind}_key" for kind in host_key_types}
+        self.host_key_path = self.host_key_paths.get("ed25519", self.dir / "ssh_host_ed25519_key")
         self.config_path = self.dir / "sshd_config"
         self.pid_path = self.dir / "sshd.pid"
         self.log_path = self.dir / "sshd.log"
@@ -149,6 +167,20 @@ class SshdServer:
         """The host's public key as an OpenSSH line (`ssh-ed25519 AAAA…`), no comment."""
         parts = self.host_key_path.with_suffix(".pub").read_text().split()
         return f"{parts[0]} {parts[1]}"
+
+    def host_key_line_of(self, kind: str) -> str:
+        """The host's key of one type ("ed25519", "ecdsa", "rsa") as an OpenSSH line."""
+        parts = self.host_key_paths[kind].with_suffix(".pub").read_text().split()
+        return f"{parts[0]} {parts[1]}"
+
+    def keygen_fingerprint(self, kind: str) -> str:
+        """What `ssh-keygen -lf` prints for the key, as an admin runs it on the server."""
+        return subprocess.run(
+            [SSH_KEYGEN, "-lf", str(self.host_key_paths[kind].with_suffix(".pub"))],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     @property
     def fingerprint(self) -> str:
@@ -177,7 +209,7 @@ class SshdServer:
             "\n".join(
                 [
                     f"ListenAddress {listen}",
-                    f"HostKey {self.host_key_path}",
+                    *(f"HostKey {path}" for path in self.host_key_paths.values()),
                     f"PidFile {self.pid_path}",
                     f"AuthorizedKeysFile {self.authorized_keys_path}",
                     f"AllowUsers {TEST_USER}",
@@ -201,8 +233,9 @@ class SshdServer:
 
     def launch(self) -> None:
         """Start sshd without waiting for it (see `wait_ready`)."""
-        if not self.host_key_path.exists():
-            _keygen(self.host_key_path)
+        for kind, path in self.host_key_paths.items():
+            if not path.exists():
+                _keygen(path, kind)
         if not self.port:
             self.port = pick_free_port(self.host)
         self._write_config()

@@ -41,6 +41,19 @@ def has_two_factor(user: Any) -> bool:
     return bool(is_mfa_enabled(user, list(SECOND_FACTORS)))
 
 
+def two_factor_code_refusal(user: Any, code: str) -> str:
+    """For a confirmation that needs a current two-factor code on top of the
+    re-authentication (deleting an account or a team): why `code` does not do,
+    or "" when it does or the account has no two-factor authentication."""
+    if not has_two_factor(user):
+        return ""
+    from allauth.mfa.base.forms import BaseAuthenticateForm
+
+    if BaseAuthenticateForm(data={"code": code}, user=user).is_valid():
+        return ""
+    return "That code is not correct or was already used. Enter a current one."
+
+
 def _acting_user() -> Any | None:
     """Whose authenticator this request uses: the signed-in person, or the person
     part-way through signing in (allauth's login stage), or None when unknown."""

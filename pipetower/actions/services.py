@@ -36,6 +36,7 @@ from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, Gone, NotAllowed, ServiceError
 from pipetower.core.outbox import outbox_enqueue
 from pipetower.servers.models import Server, Tag
+from pipetower.teams import permissions as team_permissions
 from pipetower.teams.models import Membership, Role, Team
 
 RUN_AS_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -406,6 +407,12 @@ def run_start(
     """
     team = action.team
     _require_role(team=team, actor=actor, role=Role.OPERATOR, doing="run actions")
+    # A team scheduled for deletion is frozen. Read afresh, not locked: a run that
+    # slips in as the deletion is being scheduled only delays the purge, which
+    # waits for runs in progress.
+    fresh = Team.objects.only("name", "deletion_scheduled_for").get(pk=team.pk)
+    if refusal := team_permissions.team_frozen_refusal(fresh):
+        raise refusal
     server_ids, tags = _chosen_targets(
         action=action, server_ids=server_ids, tags=tags, default_targets=default_targets
     )

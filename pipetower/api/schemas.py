@@ -56,6 +56,11 @@ class TeamOut(Schema):
     name: str
     role: RoleName = Field(..., description="Your role in this team.")
     created_at: datetime
+    deletion_scheduled_for: datetime | None = Field(
+        None,
+        description="When an owner scheduled the team's deletion for; null when it is not. "
+        "Until then no runs start. Deleting a team needs the web page (re-authentication).",
+    )
 
 
 class TeamCreateIn(Input):

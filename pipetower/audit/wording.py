@@ -15,6 +15,8 @@ from pipetower.audit.models import AuditEvent
 PHRASES: dict[str, str] = {
     "team.created": "created the team",
     "team.renamed": "renamed the team to",
+    "team.deletion_scheduled": "scheduled the deletion of the team",
+    "team.deletion_cancelled": "cancelled the deletion of the team",
     "member.left": "left the team",
     "member.removed": "removed a member:",
     "member.role_changed": "changed the role of",
@@ -41,7 +43,13 @@ PHRASES: dict[str, str] = {
 }
 
 # Verbs whose words already name what changed.
-_NO_TARGET = {"team.created", "server.settings_changed", "member.left"}
+_NO_TARGET = {
+    "team.created",
+    "team.deletion_scheduled",
+    "team.deletion_cancelled",
+    "server.settings_changed",
+    "member.left",
+}
 
 # Where a target lives, by its model; deleted targets are not linked.
 _TARGET_URLS = {

@@ -429,7 +429,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.teams.tasks.invitations_purge_task",
         "schedule": timedelta(hours=6),
     },
-    # Accounts whose deletion grace period has ended are erased (docs/privacy.md).
+    # Accounts and teams whose deletion grace period has ended are erased (docs/privacy.md).
     "purge-deleted-accounts": {
         "task": "pipetower.privacy.tasks.account_deletions_purge_task",
         "schedule": timedelta(hours=1),

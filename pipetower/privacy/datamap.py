@@ -376,6 +376,11 @@ DATA_MAP: list[ModelDecl] = [
                 erasure="cascade",
             ),
             "created_by": _id("Who created the team", WHILE_TEAM, erasure="anonymise"),
+            "deletion_requested_by": _id(
+                "Which owner asked to delete the team, shown to its members until it is deleted",
+                WHILE_TEAM,
+                erasure="anonymise",
+            ),
         },
         not_personal={"slug": "an address made from the team name for links"},
     ),

@@ -191,6 +191,68 @@ def account_deletions_purge(*, now: datetime | None = None) -> int:
     return count
 
 
+def team_erase(*, team: Team) -> dict[str, int]:
+    """Delete `team` with all it holds, now; answer the counts by model.
+
+    The team's content is declared in the data map as "cascade" team content
+    (servers, SSH keys, actions, runs and their output, schedules, invitations,
+    memberships, the team's activity log): it goes with the team row. The
+    team's data key is destroyed first, so encrypted secrets anywhere else
+    (backups, the outbox) can no longer be read. Used for teams an owner
+    deleted and for teams owned alone by an erased account.
+    """
+    if team.data_key:
+        crypto.data_key_destroy(data_key=team.data_key)
+    _, deleted = team.delete()
+    return dict(deleted)
+
+
+def team_deletions_purge(*, now: datetime | None = None) -> int:
+    """Erase every team whose deletion grace period has ended; returns how many.
+
+    A team with runs still in progress (started before it was frozen) waits
+    for them; the next purge tries again. Every member is mailed once the team
+    is gone, and a team-less activity entry keeps that it happened (the count of
+    what was deleted, not the team's name).
+    """
+    from pipetower.teams.services import team_member_addresses, team_members_mail
+
+    now = now or timezone.now()
+    count = 0
+    due = Team.objects.filter(deletion_scheduled_for__lte=now).values_list("pk", flat=True)
+    for team_id in list(due):
+        with transaction.atomic():
+            team = Team.objects.select_for_update().filter(pk=team_id).first()
+            if team is None or team.deletion_scheduled_for is None:
+                continue  # cancelled or erased since the query
+            if team.deletion_scheduled_for > now:
+                continue
+            if Run.objects.filter(team=team, status__in=ACTIVE_RUN).exists():
+                continue
+            name = team.name
+            addresses = team_member_addresses(team=team)
+            deleted = team_erase(team=team)
+            audit_record(
+                actor=None,
+                verb="team.erased",
+                data={"team_id": team_id, "deleted": deleted},
+            )
+            team_members_mail(
+                addresses=addresses,
+                subject=f"The team {name} has been deleted",
+                body=(
+                    f"The team {name} on Pipetower has been deleted, as one of its owners "
+                    "asked: its servers, SSH keys, actions, runs and their output, "
+                    "invitations, memberships and activity log are gone. Your own account "
+                    "is not affected.\n"
+                ),
+            )
+        count += 1
+    if count:
+        sqlite_wal_truncate()
+    return count
+
+
 def sqlite_wal_truncate() -> bool:
     """Checkpoint and truncate the SQLite write-ahead log; True when it was emptied.
 
@@ -293,9 +355,7 @@ def account_erase(*, user: User, now: datetime | None = None) -> DeletionReport:
                 heir.save(update_fields=["role"])
         # Teams owned alone go with all they hold.
         for team in _only_owned(user):
-            if team.data_key:
-                crypto.data_key_destroy(data_key=team.data_key)
-            _, deleted = team.delete()
+            deleted = team_erase(team=team)
             counts.update({"teams (owned alone, with servers, actions and runs)": 1})
             counts.update({f"team content: {k}": v for k, v in deleted.items()})
         counts["memberships"] += Membership.objects.filter(user=user).delete()[0]

@@ -78,12 +78,13 @@ def mail_purge_for(*, addresses: Iterable[str]) -> int:
 
 def privacy_purge() -> dict[str, int]:
     """Everything the scheduler purges, at once (`pipetower privacy purge`)."""
-    from pipetower.privacy.deletion import account_deletions_purge
+    from pipetower.privacy.deletion import account_deletions_purge, team_deletions_purge
     from pipetower.privacy.export import export_jobs_purge
     from pipetower.teams.services import invitations_purge
 
     return {
         "accounts erased": account_deletions_purge(),
+        "teams erased": team_deletions_purge(),
         "export files deleted": export_jobs_purge(),
         "saved mail files deleted": mail_expired_purge(),
         "expired invitations deleted": invitations_purge(),

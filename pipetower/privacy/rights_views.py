@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.decorators import reauthentication_required
-from allauth.mfa.base.forms import BaseAuthenticateForm
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -14,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from pipetower.accounts.mfa import has_two_factor
+from pipetower.accounts.mfa import has_two_factor, two_factor_code_refusal
 from pipetower.core.errors import ServiceError
 from pipetower.privacy import deletion, export
 from pipetower.privacy.models import ExportJob
@@ -78,13 +77,8 @@ def deletion_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("confirm", "").strip().lower() != user.email.lower():
             error = "Type your email address exactly to confirm."
-        elif (
-            two_factor
-            and not BaseAuthenticateForm(
-                data={"code": request.POST.get("code", "")}, user=user
-            ).is_valid()
-        ):
-            code_error = "That code is not correct or was already used. Enter a current one."
+        elif code_error := two_factor_code_refusal(user, request.POST.get("code", "")):
+            pass
         else:
             try:
                 scheduled = deletion.account_deletion_request(user=user, request=request)

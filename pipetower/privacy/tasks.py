@@ -29,10 +29,10 @@ def export_jobs_purge_task() -> int:
 
 @shared_task(name="pipetower.privacy.tasks.account_deletions_purge_task", ignore_result=True)
 def account_deletions_purge_task() -> int:
-    """Run by the scheduler: erase accounts whose deletion grace period has ended."""
-    from pipetower.privacy.deletion import account_deletions_purge
+    """Run by the scheduler: erase accounts, then teams, whose deletion grace period ended."""
+    from pipetower.privacy.deletion import account_deletions_purge, team_deletions_purge
 
-    return account_deletions_purge()
+    return account_deletions_purge() + team_deletions_purge()
 
 
 @shared_task(name="pipetower.privacy.tasks.mail_expired_purge_task", ignore_result=True)

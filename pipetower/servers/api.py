@@ -37,7 +37,14 @@ class HostKeyOut(Schema):
     source: str = Field(..., description="confirmed, trust_on_first_use, pasted, or empty.")
     pinned_at: datetime | None
     offered_fingerprint: str = Field(
-        ..., description="A key the host presented that awaits an admin's confirmation."
+        ...,
+        description="The key the host presented that awaits an admin's confirmation, and "
+        "that the pin call pins: the Ed25519 one when the host has one.",
+    )
+    offered_keys: list[str] = Field(
+        default_factory=list,
+        description="Every key the host presented, one per type, as `ssh-keygen -l` names "
+        "them ('ED25519 SHA256:…'): Ed25519 first, then ECDSA, then RSA.",
     )
     changed: bool = Field(..., description="The host presented a key that is not the pin.")
 
@@ -173,6 +180,7 @@ def server_out(server: Server) -> dict[str, Any]:
             "source": server.host_key_pin_source,
             "pinned_at": server.host_key_pinned_at,
             "offered_fingerprint": server.offered_host_key_fingerprint,
+            "offered_keys": [label for label, _ in server.offered_host_key_choices],
             "changed": server.host_key_changed,
         },
         "last_check": {

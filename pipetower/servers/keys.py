@@ -51,7 +51,26 @@ PREFERRED_HOST_KEY_ALGS = (
     "rsa-sha2-256",
     "ssh-rsa",
 )
+# The key types a host can have, in the order the server page lists them (and
+# Pipetower pins the first the host has): one handshake per family fetches each.
+HOST_KEY_FAMILIES: tuple[tuple[str, ...], ...] = (
+    ("ssh-ed25519",),
+    ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"),
+    ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
+)
 _KEY_TYPES = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA"}
+_TYPE_ORDER = {"ED25519": 0, "ECDSA": 1, "RSA": 2}
+
+
+def host_key_lines(text: str) -> list[str]:
+    """The key lines in `text` (one per line), Ed25519 first, then ECDSA, then RSA."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return sorted(lines, key=lambda line: _TYPE_ORDER.get(key_type_of_line(line), 9))
+
+
+def host_key_label_of_line(line: str) -> str:
+    """A key as `ssh-keygen -l` shows it: 'ED25519 SHA256:…'."""
+    return f"{key_type_of_line(line)} {fingerprint_of_line(line)}"
 
 
 def key_type_of_line(line: str) -> str:

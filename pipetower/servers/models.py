@@ -183,24 +183,48 @@ class Server(TimeStampedModel):
         return [f"{key_type_of_line(x)} {fingerprint_of_line(x)}" for x in self.pinned_host_keys]
 
     @property
-    def offered_host_key_label(self) -> str:
-        from pipetower.servers.keys import fingerprint_of_line, key_type_of_line
+    def offered_host_keys(self) -> list[str]:
+        """The keys the host presented at the last test, one per type, Ed25519 first."""
+        from pipetower.servers.keys import host_key_lines
 
-        line = self.offered_host_key
-        return f"{key_type_of_line(line)} {fingerprint_of_line(line)}" if line else ""
+        return host_key_lines(self.offered_host_key)
+
+    @property
+    def offered_host_key_line(self) -> str:
+        """The presented key Pipetower pins on confirmation: Ed25519 when the host has one."""
+        lines = self.offered_host_keys
+        return lines[0] if lines else ""
+
+    @property
+    def offered_host_key_choices(self) -> list[tuple[str, str]]:
+        """Every presented key as (label, the file on the server to compare it with)."""
+        from pipetower.servers.keys import host_key_file_of_line, host_key_label_of_line
+
+        return [
+            (host_key_label_of_line(line), host_key_file_of_line(line))
+            for line in self.offered_host_keys
+        ]
+
+    @property
+    def offered_host_key_label(self) -> str:
+        from pipetower.servers.keys import host_key_label_of_line
+
+        line = self.offered_host_key_line
+        return host_key_label_of_line(line) if line else ""
 
     @property
     def offered_host_key_file(self) -> str:
         """Where on the server the admin finds the key to compare with."""
         from pipetower.servers.keys import host_key_file_of_line
 
-        return host_key_file_of_line(self.offered_host_key or "ssh-ed25519")
+        return host_key_file_of_line(self.offered_host_key_line or "ssh-ed25519")
 
     @property
     def offered_host_key_fingerprint(self) -> str:
         from pipetower.servers.keys import fingerprint_of_line
 
-        return fingerprint_of_line(self.offered_host_key) if self.offered_host_key else ""
+        line = self.offered_host_key_line
+        return fingerprint_of_line(line) if line else ""
 
     @property
     def host_key_changed(self) -> bool:

@@ -33,7 +33,7 @@ from pipetower.servers.ssh import (
     RemoteFacts,
     check_connection,
     connection_spec_for,
-    fetch_host_key,
+    fetch_host_keys,
 )
 from pipetower.teams.models import Membership, Role, Team
 
@@ -545,13 +545,20 @@ def server_host_key_pin(
     _require_role(team=team, actor=actor, role=Role.ADMIN, doing="pin host keys")
     with transaction.atomic():
         locked = Server.objects.select_for_update().select_related("team").get(pk=server.pk)
-        offered = locked.offered_host_key
+        offered = locked.offered_host_key_line  # Ed25519 when the host has one
         if not offered:
             raise Conflict(
                 "There is no presented host key to confirm: test the connection first.",
                 field="fingerprint",
             )
         offered_fingerprint = keylib.fingerprint_of_line(offered)
+        others = {keylib.fingerprint_of_line(line) for line in locked.offered_host_keys[1:]}
+        if fingerprint.strip() in others:
+            raise Conflict(
+                f"Pipetower pins the host's {keylib.key_type_of_line(offered)} key: compare "
+                f"and confirm its fingerprint, {offered_fingerprint}.",
+                field="fingerprint",
+            )
         if fingerprint.strip() != offered_fingerprint:
             raise Conflict(
                 "The fingerprint you confirmed is not the one the host presented. Test the "
@@ -854,19 +861,26 @@ def _check(server: Server, *, connect_timeout: float) -> CheckOutcome:
 
 
 def _fetch_for_confirmation(server: Server, *, connect_timeout: float) -> CheckOutcome:
+    """Fetch every host key the host has (no login) for an admin to compare and confirm."""
     try:
-        line = run_async(fetch_host_key(server.host, server.port, connect_timeout=connect_timeout))
+        lines = run_async(
+            fetch_host_keys(server.host, server.port, connect_timeout=connect_timeout)
+        )
     except SshError as exc:
         return CheckOutcome(ok=False, message=exc.message, error_kind=exc.kind)
-    _remember_offer(server, line)
-    fingerprint = keylib.fingerprint_of_line(line)
+    lines = keylib.host_key_lines("\n".join(lines))
+    _remember_offer(server, "\n".join(lines))
+    pinned = lines[0]
+    fingerprint = keylib.fingerprint_of_line(pinned)
+    others = [keylib.host_key_label_of_line(line) for line in lines[1:]]
     return CheckOutcome(
         ok=False,
         error_kind="host_key_unknown",
         message=(
-            f"The host presented the {keylib.key_type_of_line(line)} key {fingerprint}. Compare "
-            "it with the fingerprint the server itself shows (run ssh-keygen -lf "
-            f"{keylib.host_key_file_of_line(line)} on it) and confirm to pin it; Pipetower "
+            f"The host presented the {keylib.key_type_of_line(pinned)} key {fingerprint}"
+            + (f" (and {', '.join(others)})" if others else "")
+            + ". Compare it with the fingerprint the server itself shows (run ssh-keygen -lf "
+            f"{keylib.host_key_file_of_line(pinned)} on it) and confirm to pin it; Pipetower "
             "logs in only after that."
         ),
         offered_fingerprint=fingerprint,

@@ -46,6 +46,7 @@ from pipetower.servers.errors import (
     SshError,
 )
 from pipetower.servers.keys import (
+    HOST_KEY_FAMILIES,
     PREFERRED_HOST_KEY_ALGS,
     fingerprint_of,
     fingerprint_of_line,
@@ -68,6 +69,7 @@ __all__ = [
     "check_connection",
     "connection_spec_for",
     "fetch_host_key",
+    "fetch_host_keys",
     "handshake_semaphore",
     "ssh_connect",
 ]
@@ -471,6 +473,52 @@ async def fetch_host_key(host: str, port: int, *, connect_timeout: float = 10.0)
     Only for showing a fingerprint to a person who then decides to pin it;
     never authenticate over a connection made this way.
     """
+    line = await _fetch_host_key(
+        host, port, algs=_preferred_host_key_algs(), connect_timeout=connect_timeout
+    )
+    if line is None:
+        raise SshError("host_key_unknown", f"{host} port {port} presented no host key.")
+    return line
+
+
+async def fetch_host_keys(host: str, port: int, *, connect_timeout: float = 10.0) -> list[str]:
+    """Every host key a server has, one per type: Ed25519, then ECDSA, then RSA.
+
+    The first handshake asks for every type, Ed25519 first, so the host presents
+    its best key (the one Pipetower pins), with the usual retries. Then one
+    handshake per later key type (keys.HOST_KEY_FAMILIES) asks for that type
+    only. OpenSSH hangs up on a client that asks for a type it has no key of,
+    so such a probe ending without a key means "no key of this type". Like
+    `fetch_host_key`, only for showing fingerprints to a person.
+    """
+    first = await fetch_host_key(host, port, connect_timeout=connect_timeout)
+    found = [first]
+    supported = _preferred_host_key_algs()
+    first_alg = first.split()[0]
+    later = False
+    for family in HOST_KEY_FAMILIES:
+        if first_alg in family:
+            later = True
+            continue
+        algs = [alg for alg in family if alg in supported]
+        if not later or not algs:
+            continue  # a family before the first key's: the host would have presented it
+        line = await _fetch_host_key(
+            host, port, algs=algs, connect_timeout=connect_timeout, probe=True
+        )
+        if line is not None and line not in found:
+            found.append(line)
+    return found
+
+
+async def _fetch_host_key(
+    host: str, port: int, *, algs: list[str], connect_timeout: float, probe: bool = False
+) -> str | None:
+    """The host key the server presents when asked for `algs`; None when it has none of them.
+
+    `probe`: a host known to answer is asked for one more key type; a handshake
+    that ends without a key means it has none of that type (no retries).
+    """
     spec = ConnectionSpec(server_id=0, host=host, port=port, username="")
     address = await _allowed_address(spec, connect_timeout)
     semaphore = handshake_semaphore(host, port)
@@ -481,19 +529,29 @@ async def fetch_host_key(host: str, port: int, *, connect_timeout: float = 10.0)
                     address,
                     port,
                     config=None,
-                    server_host_key_algs=_preferred_host_key_algs(),
+                    server_host_key_algs=algs,
                     options=asyncssh.SSHClientConnectionOptions(
                         config=None, connect_timeout=connect_timeout
                     ),
                 )
         except _RETRYABLE as exc:
+            if probe:
+                return None
             if attempt < HANDSHAKE_TRIES:
                 await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
                 continue
             raise SshError(
                 "lost", f"{host} port {port} closed the connection during the handshake ({exc})."
             ) from None
+        except asyncssh.KeyExchangeFailed as exc:
+            if probe or "host key" in str(exc):
+                return None  # the host has no key of these types
+            raise SshError(
+                "lost", f"{host} port {port} ended the connection: {exc.reason}"
+            ) from None
         except asyncssh.DisconnectError as exc:
+            if probe:
+                return None
             raise SshError(
                 "lost", f"{host} port {port} ended the connection: {exc.reason}"
             ) from None
@@ -501,9 +559,7 @@ async def fetch_host_key(host: str, port: int, *, connect_timeout: float = 10.0)
             raise _timeout_error(spec, connect_timeout) from None
         except OSError as exc:
             raise _os_error(exc, spec, connect_timeout) from None
-        if key is None:
-            raise SshError("host_key_unknown", f"{host} port {port} presented no host key.")
-        return public_line_of(key)
+        return public_line_of(key) if key is not None else None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

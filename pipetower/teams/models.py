@@ -39,12 +39,23 @@ class Team(models.Model):
     # Members without two-factor authentication see a set-up page instead of the
     # team, and the API refuses their requests for it (teams.permissions).
     require_2fa = models.BooleanField("require two-factor authentication", default=False)
+    # An owner asked to delete the team: it is frozen (no runs start) until the
+    # scheduled purge erases it at `deletion_scheduled_for`, unless an owner cancels.
+    deletion_scheduled_for = models.DateTimeField(null=True, blank=True)
+    deletion_requested_at = models.DateTimeField(null=True, blank=True)
+    deletion_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ("name",)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def deletion_scheduled(self) -> bool:
+        return self.deletion_scheduled_for is not None
 
     def encryption_key(self) -> DataKey:
         """This team's data key, created on first use."""

@@ -119,6 +119,55 @@ def leave_refusal(membership: Membership, owner_count: int) -> ServiceError | No
     return None
 
 
+def _day(moment: Any) -> str:
+    from django.utils import timezone
+    from django.utils.dateformat import format as date_format
+
+    return date_format(timezone.localtime(moment), "j F Y")
+
+
+def team_deletion_refusal(actor: Membership | None, team: Team) -> ServiceError | None:
+    """Why `actor` may not schedule `team`'s deletion; None when they may."""
+    if actor is None:
+        return NotAllowed("You are not a member of this team.")
+    if actor.role != Role.OWNER:
+        return NotAllowed(
+            f"Only team owners can delete the team. Your role is {actor.role_enum.label}."
+        )
+    if team.deletion_scheduled_for is not None:
+        return Conflict(
+            f"{team.name} is already scheduled for deletion on {_day(team.deletion_scheduled_for)}."
+        )
+    return None
+
+
+def team_deletion_cancel_refusal(actor: Membership | None, team: Team) -> ServiceError | None:
+    """Why `actor` may not cancel `team`'s scheduled deletion; None when they may."""
+    if actor is None:
+        return NotAllowed("You are not a member of this team.")
+    if actor.role != Role.OWNER:
+        return NotAllowed(
+            "Only team owners can cancel the team's deletion. "
+            f"Your role is {actor.role_enum.label}."
+        )
+    if team.deletion_scheduled_for is None:
+        return Conflict(
+            f"{team.name} is not scheduled for deletion, so there is nothing to cancel."
+        )
+    return None
+
+
+def team_frozen_refusal(team: Team) -> Conflict | None:
+    """Why nothing may start in `team`: it is scheduled for deletion. None otherwise."""
+    if team.deletion_scheduled_for is None:
+        return None
+    return Conflict(
+        f"{team.name} is scheduled for deletion on {_day(team.deletion_scheduled_for)}, "
+        "so no runs start. An owner can cancel the deletion in the team's settings.",
+        code="team_frozen",
+    )
+
+
 class TwoFactorRequired(NotAllowed):
     """The team requires two-factor authentication and this member has none."""
 

@@ -12,7 +12,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from anyascii import anyascii
 from django.conf import settings
@@ -587,3 +587,134 @@ def team_leave(*, team: Team, user: User, request: HttpRequest | None = None) ->
             request=request,
             data={"role": membership.role},
         )
+
+
+# --- deleting a team ---------------------------------------------------------
+
+
+def team_confirmation_refusal(*, team: Team, typed: str) -> ServiceError | None:
+    """Why `typed` does not confirm deleting `team`: it must be the name, exactly."""
+    if not (typed or "").strip():
+        return ServiceError("Type the team's name to confirm.", field="confirm_name")
+    if typed.strip() != team.name:
+        return ServiceError(
+            "That is not the team's name. Type it exactly as shown, with the same capitals.",
+            field="confirm_name",
+        )
+    return None
+
+
+def team_member_addresses(*, team: Team) -> list[str]:
+    return sorted(set(Membership.objects.filter(team=team).values_list("user__email", flat=True)))
+
+
+def team_members_mail(*, addresses: list[str], subject: str, body: str) -> None:
+    """Mail each member on their own (nobody sees the others' addresses) once committed."""
+    from django.core.mail import send_mail
+
+    def send() -> None:
+        for address in addresses:
+            send_mail(settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body, None, [address])
+
+    transaction.on_commit(send)
+
+
+def _locked_team(team: Team) -> Team:
+    locked = Team.objects.select_for_update().filter(pk=team.pk).first()
+    if locked is None:
+        raise Conflict("This team no longer exists.")
+    return locked
+
+
+def _sync_deletion(target: Team, source: Team) -> Team:
+    for field in ("deletion_scheduled_for", "deletion_requested_at", "deletion_requested_by_id"):
+        setattr(target, field, getattr(source, field))
+    return target
+
+
+def team_deletion_schedule(
+    *,
+    team: Team,
+    actor: User,
+    confirm_name: str,
+    request: HttpRequest | None = None,
+    now: datetime | None = None,
+) -> Team:
+    """Schedule `team`'s deletion after the grace period (owners only, the name typed).
+
+    The same grace period as an account's (PIPETOWER_DELETION_GRACE_DAYS). Until
+    then the team is frozen (`permissions.team_frozen_refusal`: no runs start)
+    and an owner can cancel; then `privacy.deletion.team_deletions_purge` erases
+    it. Every member is mailed.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _locked_team(team)
+        if refusal := permissions.team_deletion_refusal(_actor_membership(locked, actor), locked):
+            raise refusal
+        if refusal := team_confirmation_refusal(team=locked, typed=confirm_name):
+            raise refusal
+        locked.deletion_requested_at = now
+        locked.deletion_scheduled_for = now + timedelta(days=settings.DELETION_GRACE_DAYS)
+        locked.deletion_requested_by = actor
+        locked.save(
+            update_fields=[
+                "deletion_requested_at",
+                "deletion_scheduled_for",
+                "deletion_requested_by",
+            ]
+        )
+        audit_record(
+            actor=actor,
+            team=locked,
+            verb="team.deletion_scheduled",
+            target=locked,
+            request=request,
+            data={"scheduled_for": locked.deletion_scheduled_for.isoformat()},
+        )
+        when = date_format(timezone.localtime(locked.deletion_scheduled_for), "j F Y")
+        link = settings.BASE_URL + reverse("teams:delete", kwargs={"team_slug": locked.slug})
+        team_members_mail(
+            addresses=team_member_addresses(team=locked),
+            subject=f"The team {locked.name} will be deleted on {when}",
+            body=(
+                f"{actor.display_name} asked to delete the team {locked.name} on Pipetower.\n\n"
+                f"On {when} the team is deleted with everything it holds: its servers, SSH "
+                "keys, actions, runs and their output, invitations, memberships and activity "
+                "log. Until then no runs start in the team.\n\n"
+                f"An owner can cancel the deletion before then: {link}\n"
+            ),
+        )
+    return _sync_deletion(team, locked)
+
+
+def team_deletion_cancel(*, team: Team, actor: User, request: HttpRequest | None = None) -> Team:
+    """Cancel `team`'s scheduled deletion (owners only); runs can start again."""
+    with transaction.atomic():
+        locked = _locked_team(team)
+        if refusal := permissions.team_deletion_cancel_refusal(
+            _actor_membership(locked, actor), locked
+        ):
+            raise refusal
+        locked.deletion_scheduled_for = None
+        locked.deletion_requested_at = None
+        locked.deletion_requested_by = None
+        locked.save(
+            update_fields=[
+                "deletion_requested_at",
+                "deletion_scheduled_for",
+                "deletion_requested_by",
+            ]
+        )
+        audit_record(
+            actor=actor, team=locked, verb="team.deletion_cancelled", target=locked, request=request
+        )
+        team_members_mail(
+            addresses=team_member_addresses(team=locked),
+            subject=f"The team {locked.name} will not be deleted",
+            body=(
+                f"{actor.display_name} cancelled the deletion of the team {locked.name} on "
+                "Pipetower. The team stays as it was, and runs can start again.\n"
+            ),
+        )
+    return _sync_deletion(team, locked)

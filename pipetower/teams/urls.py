@@ -10,6 +10,8 @@ urlpatterns = [
     path("<slug:team_slug>/", views.team_detail, name="detail"),
     path("<slug:team_slug>/settings/", views.team_settings, name="settings"),
     path("<slug:team_slug>/leave/", views.team_leave, name="leave"),
+    path("<slug:team_slug>/delete/", views.team_delete, name="delete"),
+    path("<slug:team_slug>/delete/cancel/", views.team_delete_cancel, name="delete_cancel"),
     path("<slug:team_slug>/members/", views.members, name="members"),
     path(
         "<slug:team_slug>/members/<int:membership_id>/role/",

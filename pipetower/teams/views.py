@@ -5,15 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from pipetower.accounts.mfa import has_two_factor, two_factor_code_refusal
 from pipetower.accounts.models import User
 from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core.errors import Conflict, Gone, ServiceError
@@ -148,7 +152,13 @@ def team_settings(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "teams/team_settings.html",
-        {"team": team, "form": form, "security_form": security_form},
+        {
+            "team": team,
+            "membership": _membership(request),
+            "form": form,
+            "security_form": security_form,
+            "grace_days": settings.DELETION_GRACE_DAYS,
+        },
         status=status,
     )
 
@@ -174,6 +184,64 @@ def team_leave(request: HttpRequest) -> HttpResponse:
         {"team": team, "error": error},
         status=409 if error and request.method == "POST" else 200,
     )
+
+
+# --- deleting the team -------------------------------------------------------
+
+
+@team_view(roles={"GET": Role.OWNER, "POST": Role.OWNER})
+@reauthentication_required
+def team_delete(request: HttpRequest) -> HttpResponse:
+    """Schedule the team's deletion: owners only, after re-authentication, by typing
+    its name, and with a current two-factor code when the account has two-factor
+    authentication (as for deleting an account)."""
+    team, user = _team(request), _user(request)
+    two_factor = has_two_factor(user)
+    error = code_error = ""
+    if request.method == "POST":
+        typed = request.POST.get("confirm_name", "")
+        # The typed name first (the service checks it again), then the code.
+        if refusal := services.team_confirmation_refusal(team=team, typed=typed):
+            error = refusal.message
+        elif not (code_error := two_factor_code_refusal(user, request.POST.get("code", ""))):
+            try:
+                services.team_deletion_schedule(
+                    team=team, actor=user, confirm_name=typed, request=request
+                )
+            except ServiceError as exc:
+                error = exc.message
+            else:
+                day = date_format(timezone.localtime(team.deletion_scheduled_for), "j F Y")
+                messages.success(
+                    request,
+                    f"{team.name} will be deleted on {day}. Every member was told by email. "
+                    "Until then no runs start, and you can cancel.",
+                )
+                return redirect("teams:delete", team_slug=team.slug)
+    context = {
+        "team": team,
+        "error": error,
+        "code_error": code_error,
+        "two_factor": two_factor,
+        "grace_days": settings.DELETION_GRACE_DAYS,
+    }
+    failed = bool(error or code_error)
+    return render(request, "teams/team_delete.html", context, status=400 if failed else 200)
+
+
+@team_view(roles={"POST": Role.OWNER})
+@require_POST
+def team_delete_cancel(request: HttpRequest) -> HttpResponse:
+    team = _team(request)
+    try:
+        services.team_deletion_cancel(team=team, actor=_user(request), request=request)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"The deletion of {team.name} is cancelled. Runs can start again."
+        )
+    return redirect("teams:detail", team_slug=team.slug)
 
 
 # --- members and invitations -------------------------------------------------

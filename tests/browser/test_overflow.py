@@ -12,6 +12,7 @@ import datetime
 import re
 from typing import Any
 
+import asyncssh
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -24,6 +25,8 @@ from pipetower.api.services import api_token_create
 from pipetower.privacy import legal_requests, subprocessors
 from pipetower.privacy.models import PolicyVersion, SupportGrant
 from pipetower.servers import services as server_services
+from pipetower.servers.keys import public_line_of
+from pipetower.servers.models import Server
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role
 from tests.factories import UserFactory
@@ -94,6 +97,12 @@ def _seed() -> tuple[Any, dict[str, str]]:
     server_services.server_create(
         team=team, actor=owner, name=UNICODE, host="127.0.0.1", port=1, username="deploy"
     )
+    # The host keys a connection test found, one per type, listed on the server page.
+    offered = [
+        public_line_of(asyncssh.generate_private_key(alg))
+        for alg in ("ssh-ed25519", "ecdsa-sha2-nistp521", "ssh-rsa")
+    ]
+    Server.objects.filter(pk=server.pk).update(offered_host_key="\n".join(offered))
     action = action_services.action_create(
         team=team,
         actor=owner,
@@ -187,6 +196,8 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "pk": "1",
     }
     assert second.slug
+    # Scheduled for deletion: every team page shows the banner with the long name.
+    team_services.team_deletion_schedule(team=team, actor=owner, confirm_name=LONG)
     return owner, values
 
 

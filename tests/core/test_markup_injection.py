@@ -185,7 +185,10 @@ def plant_everywhere() -> Planted:
 
 def seed(owner: User, staff: User) -> dict[str, Any]:
     now = timezone.now()
-    team = TeamFactory(name="Engines", slug="engines")
+    # Scheduled for deletion: every team page carries the banner with the team's name.
+    team = TeamFactory(
+        name="Engines", slug="engines", deletion_scheduled_for=now + datetime.timedelta(days=14)
+    )
     membership = Membership.objects.create(team=team, user=owner, role=Role.OWNER)
     other = UserFactory(name="Grace Hopper")
     other_membership = Membership.objects.create(team=team, user=other, role=Role.ADMIN)

@@ -41,6 +41,9 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "teams:settings": ("admin", "admin"),
     # Leaving is self-service: any member may leave (the last owner gets 409).
     "teams:leave": ("viewer", "viewer"),
+    # Deleting the team, and cancelling its deletion, is for owners alone.
+    "teams:delete": ("owner", "owner"),
+    "teams:delete_cancel": ("none", "owner"),
     "teams:members": ("viewer", "admin"),
     "teams:member_role": ("none", "admin"),
     "teams:member_remove": ("none", "admin"),

@@ -48,7 +48,13 @@ router = Router(tags=["teams"])
 
 
 def _team_out(team: Team, role: str) -> dict[str, Any]:
-    return {"slug": team.slug, "name": team.name, "role": role, "created_at": team.created_at}
+    return {
+        "slug": team.slug,
+        "name": team.name,
+        "role": role,
+        "created_at": team.created_at,
+        "deletion_scheduled_for": team.deletion_scheduled_for,
+    }
 
 
 def _membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Membership:
