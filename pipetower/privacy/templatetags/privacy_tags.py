@@ -15,7 +15,9 @@ register = template.Library()
 @register.inclusion_tag("privacy/_policy_banner.html", takes_context=True)
 def policy_banner(context: template.Context) -> dict[str, Any]:
     request: HttpRequest | None = context.get("request")
-    banner = policy_banner_for(user=request.user) if request is not None else None
+    # Pages answered before authentication ran (an unreadable request) have no user.
+    user = getattr(request, "user", None)
+    banner = policy_banner_for(user=user) if user is not None else None
     return {
         "banner": banner,
         "next": request.get_full_path() if request is not None else "",
