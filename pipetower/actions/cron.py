@@ -45,6 +45,14 @@ def zone_clean(name: object) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(text)
 
 
+def zone_for_display(name: str) -> zoneinfo.ZoneInfo:
+    """The stored zone, or UTC if this system no longer knows it (tzdata changes)."""
+    try:
+        return zone_clean(name)
+    except ServiceError:
+        return zoneinfo.ZoneInfo("UTC")
+
+
 def expression_clean(expression: object) -> str:
     """The expression with single spaces, or a ServiceError that says what is wrong."""
     text = " ".join(str(expression or "").split())

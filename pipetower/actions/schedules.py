@@ -93,8 +93,8 @@ def schedule_preview(*, cron_expression: Any, timezone_name: Any, count: int = 5
 def schedule_next_times(*, schedule: Schedule, count: int = 5) -> list[datetime]:
     if not schedule.enabled:
         return []
-    zone = cron.zone_clean(schedule.timezone)
     try:
+        zone = cron.zone_clean(schedule.timezone)
         return cron.next_times(schedule.cron, zone, timezone.now(), count)
     except ServiceError:
         return []
@@ -305,7 +305,7 @@ def schedule_update(
         fields.update(
             cron=expression, timezone=zone.key, enabled=enabled, tags=services._tag_names(tags)
         )
-        if timing_changed:
+        if timing_changed or locked.next_run_at is None:
             fields["next_run_at"] = cron.next_time(expression, zone, timezone.now())
         for key, value in fields.items():
             setattr(locked, key, value)
@@ -408,7 +408,7 @@ def _record(
 
 
 def _when(moment: datetime, zone_name: str) -> str:
-    return moment.astimezone(cron.zone_clean(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
+    return moment.astimezone(cron.zone_for_display(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def schedule_fire(*, schedule_id: int, slot: datetime, now: datetime | None = None) -> Run | None:
@@ -427,10 +427,22 @@ def schedule_fire(*, schedule_id: int, slot: datetime, now: datetime | None = No
         )
         if schedule is None:
             return None
-        zone = cron.zone_clean(schedule.timezone)
-        due = [slot, *cron.slots_between(schedule.cron, zone, slot, now, MISSED_COUNT_LIMIT)]
-        latest = due[-1]
-        following = cron.next_time(schedule.cron, zone, max(now, latest))
+        try:
+            zone = cron.zone_clean(schedule.timezone)
+            due = [slot, *cron.slots_between(schedule.cron, zone, slot, now, MISSED_COUNT_LIMIT)]
+            latest = due[-1]
+            following = cron.next_time(schedule.cron, zone, max(now, latest))
+        except ServiceError as exc:
+            # Its zone or expression no longer works here (a tzdata update): it
+            # stops until someone edits it, and says why.
+            if Schedule.objects.filter(pk=schedule_id, next_run_at=slot).update(next_run_at=None):
+                _record(
+                    schedule,
+                    now=now,
+                    outcome=Schedule.Outcome.REFUSED,
+                    message=f"{exc.message} The schedule stopped; edit it to start it again.",
+                )
+            return None
         claimed = Schedule.objects.filter(pk=schedule_id, enabled=True, next_run_at=slot).update(
             next_run_at=following
         )

@@ -423,7 +423,7 @@ SCHEDULES_PER_PAGE = 25
 def _schedule_rows(items: Iterable[Schedule]) -> list[dict[str, Any]]:
     rows = []
     for schedule in items:
-        zone = cron.zone_clean(schedule.timezone)
+        zone = cron.zone_for_display(schedule.timezone)
         next_at = schedule.next_run_at if schedule.enabled else None
         rows.append(
             {
@@ -502,7 +502,7 @@ def _schedule_form_page(
     else:
         form = ScheduleForm(action=action, schedule=schedule)
         if schedule is not None:
-            zone = cron.zone_clean(schedule.timezone)
+            zone = cron.zone_for_display(schedule.timezone)
             preview = [
                 t.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
                 for t in schedules.schedule_next_times(schedule=schedule)

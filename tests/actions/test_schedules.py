@@ -430,3 +430,15 @@ def test_schedulers_ticking_at_once_in_separate_processes_start_each_due_time_on
     assert set(Schedule.objects.values_list("next_run_at", flat=True)) == {
         slot + timedelta(minutes=1)
     }
+
+
+def test_a_stored_zone_this_system_no_longer_knows_stops_the_schedule_and_says_why(
+    user, server, action
+):
+    schedule = make_schedule(action, user, server)
+    other = make_schedule(action, user, server, name="other")
+    Schedule.objects.filter(pk=schedule.pk).update(timezone="Gone/Zone")
+    assert schedules.schedules_tick(now=other.next_run_at) == 1, "the other one still runs"
+    schedule.refresh_from_db()
+    assert (schedule.next_run_at, schedule.last_outcome) == (None, Schedule.Outcome.REFUSED)
+    assert "'Gone/Zone' is not a time zone" in schedule.last_message

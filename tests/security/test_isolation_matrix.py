@@ -69,6 +69,12 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "actions:edit": ("admin", "admin"),
     "actions:delete": ("admin", "admin"),
     "actions:run": ("operator", "operator"),
+    # Who can run actions manages their schedules; viewers read the list.
+    "actions:schedule_create": ("operator", "operator"),
+    "schedules:list": ("viewer", "admin"),
+    "schedules:edit": ("operator", "operator"),
+    "schedules:toggle": ("none", "operator"),
+    "schedules:delete": ("operator", "operator"),
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
