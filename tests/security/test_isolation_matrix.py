@@ -137,6 +137,14 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "GET /api/v1/teams/{slug}/runs/{run_id}/changes": ("viewer", None),
     "POST /api/v1/teams/{slug}/runs/{run_id}/cancel": ("operator", None),
     "POST /api/v1/teams/{slug}/runs/{run_id}/rerun-failed": ("operator", None),
+    "GET /api/v1/teams/{slug}/schedules": ("viewer", None),
+    "POST /api/v1/teams/{slug}/actions/{action_id}/schedules": (
+        "operator",
+        {"name": "other", "cron": "@daily", "server_ids": []},
+    ),
+    "GET /api/v1/teams/{slug}/schedules/{schedule_id}": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", {"enabled": False}),
+    "DELETE /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
 }
 
