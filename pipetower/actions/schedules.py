@@ -34,7 +34,7 @@ from pipetower.actions import conf, cron, services
 from pipetower.actions.models import Action, Run, RunStatus, Schedule
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
-from pipetower.teams.models import Membership, Role, Team
+from pipetower.teams.models import Role, Team
 
 MISSED_COUNT_LIMIT = 1000  # times counted when reporting how many were missed
 
@@ -66,21 +66,14 @@ def schedule_get(*, team: Team, schedule_id: Any) -> Schedule:
 def schedule_refusal(*, team: Team, user: Any) -> NotAllowed | None:
     """Why `user` may not create, change or delete the team's schedules (None: they may).
 
-    The pages ask it to decide which controls to show; the services raise it."""
-    membership = Membership.objects.filter(team=team, user=user).first()
-    if membership is None:
-        from pipetower.privacy.support_access import support_role
-
-        if (staff_role := support_role(team=team, user=user)) is not None:
-            membership = Membership(team=team, user=user, role=staff_role)
-    if membership is None:
-        return NotAllowed("You are not a member of this team.")
-    if not membership.role_enum.at_least(Role.OPERATOR):
-        return NotAllowed(
-            "Only operators and above can manage schedules (the people who can run "
-            f"actions). Your role is {membership.role_enum.label}."
-        )
-    return None
+    Who may run actions may schedule them. The pages ask it to decide which
+    controls to show; the services raise it."""
+    return services.role_refusal(
+        team=team,
+        actor=user,
+        role=Role.OPERATOR,
+        doing="manage schedules (the people who can run actions)",
+    )
 
 
 def schedule_preview(*, cron_expression: Any, timezone_name: Any, count: int = 5) -> list[datetime]:

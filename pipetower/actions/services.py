@@ -56,9 +56,11 @@ class TargetNotFound(ServiceError):
 # --- roles ---------------------------------------------------------------------
 
 
-def _require_role(*, team: Team, actor: Any, role: Role, doing: str) -> None:
+def role_refusal(*, team: Team, actor: Any, role: Role, doing: str) -> NotAllowed | None:
+    """Why `actor` may not `doing` in `team` (None: they may). Pages ask it to decide
+    which controls to show; the services raise what it returns."""
     if actor is None:
-        return  # the system (reaper, schedules)
+        return None  # the system (reaper, schedules)
     membership = Membership.objects.filter(team=team, user=actor).first()
     if membership is None:
         # Pipetower staff under the team's support grant (privacy.support_access).
@@ -67,12 +69,18 @@ def _require_role(*, team: Team, actor: Any, role: Role, doing: str) -> None:
         if (staff_role := support_role(team=team, user=actor)) is not None:
             membership = Membership(team=team, user=actor, role=staff_role)
     if membership is None:
-        raise NotAllowed("You are not a member of this team.")
+        return NotAllowed("You are not a member of this team.")
     if not membership.role_enum.at_least(role):
-        raise NotAllowed(
+        return NotAllowed(
             f"Only {role.label.lower()}s and above can {doing}. "
             f"Your role is {membership.role_enum.label}."
         )
+    return None
+
+
+def _require_role(*, team: Team, actor: Any, role: Role, doing: str) -> None:
+    if refusal := role_refusal(team=team, actor=actor, role=role, doing=doing):
+        raise refusal
 
 
 # --- actions -------------------------------------------------------------------
