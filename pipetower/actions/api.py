@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from pipetower.actions import live, selectors, services
-from pipetower.actions.models import Action, Run, RunStatus
+from pipetower.actions import live, schedules, selectors, services
+from pipetower.actions.models import Action, Run, RunStatus, Schedule
 from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
 from pipetower.api.pagination import Page, PageParams, paginate
@@ -156,6 +156,8 @@ class RunOut(Schema):
     finished: bool
     trigger: str
     started_by: str | None
+    schedule_id: int | None = Field(None, description="The schedule that started the run.")
+    schedule_name: str = Field("", description="Its name when the run started.")
     created_at: datetime
     finished_at: datetime | None
     params: dict[str, Any] = Field(..., description="Secret values are masked.")
@@ -260,6 +262,8 @@ def _run_out(
         "finished": run.is_finished,
         "trigger": run.trigger,
         "started_by": run.started_by.email if run.started_by else None,
+        "schedule_id": run.schedule_id,
+        "schedule_name": run.schedule_name,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
         "params": run.masked_params(),
@@ -395,6 +399,7 @@ def run_list(
     columns = (
         *("id", "action_id", "action_name", "status", "trigger", "created_at"),
         *("finished_at", "params", "parameters", "rerun_of_id", "started_by__email"),
+        *("schedule_id", "schedule_name"),
     )
     page = paginate(request, runs.only(*columns), pagination)
     counts = selectors.target_status_counts_for(runs=page["items"])
@@ -501,3 +506,170 @@ def run_again(
         request=request,
     )
     return Status(201, _run_out(new_run, targets=True))
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+
+class ScheduleIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+    cron: str = Field(
+        ..., description="Five fields (minute hour day-of-month month day-of-week), or @daily etc."
+    )
+    timezone: str = Field("UTC", description="An IANA time zone name, e.g. Europe/Berlin.")
+    targets: list[str] = Field(
+        [], description='Server names, or "tag:NAME" for every server with the tag.'
+    )
+    server_ids: list[int] = []
+    tags: list[str] = []
+    params: dict[str, ParamValue] = {}
+    default_params: bool = Field(
+        False,
+        description="Parameters not in `params` take the action's defaults (stored now). "
+        "Without it, leaving out a parameter that has a default is refused.",
+    )
+    enabled: bool = True
+    catch_up: bool = Field(
+        True, description="After downtime, start one catch-up run for the times missed."
+    )
+
+
+class SchedulePatchIn(Input):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    cron: str | None = None
+    timezone: str | None = None
+    targets: list[str] | None = None
+    server_ids: list[int] | None = None
+    tags: list[str] | None = None
+    params: dict[str, ParamValue] | None = Field(
+        None,
+        description="Replaces the stored values; secret values left out are kept.",
+    )
+    enabled: bool | None = None
+    catch_up: bool | None = None
+
+
+class ScheduleOut(Schema):
+    id: int
+    action_id: int
+    action_name: str
+    name: str
+    cron: str
+    timezone: str
+    enabled: bool
+    catch_up: bool
+    server_ids: list[int]
+    tags: list[str]
+    params: dict[str, Any] = Field(..., description="Secret values are masked.")
+    next_run_at: datetime | None
+    next_times: list[datetime] = Field(..., description="The next five times, in the zone.")
+    last_fired_at: datetime | None
+    last_outcome: str
+    last_message: str
+    last_run_id: int | None
+
+
+def _schedule_out(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.pk,
+        "action_id": schedule.action_id,
+        "action_name": schedule.action.name,
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "catch_up": schedule.catch_up,
+        "server_ids": [s.pk for s in schedule.servers.all()],
+        "tags": list(schedule.tags),
+        "params": {
+            **schedule.params,
+            **dict.fromkeys(schedule.secret_param_values(), "••••••"),
+        },
+        "next_run_at": schedule.next_run_at if schedule.enabled else None,
+        "next_times": schedules.schedule_next_times(schedule=schedule),
+        "last_fired_at": schedule.last_fired_at,
+        "last_outcome": schedule.last_outcome,
+        "last_message": schedule.last_message,
+        "last_run_id": schedule.last_run_id,
+    }
+
+
+@router.get(
+    "/teams/{slug}/schedules", response=with_errors({200: Page[ScheduleOut]}, 401, 404, 429)
+)
+def schedule_list(request: HttpRequest, slug: str, pagination: Query[PageParams]) -> dict[str, Any]:
+    """The team's schedules, by action and name."""
+    team = _membership(request, slug).team
+    items = schedules.schedules_for_team(team=team).prefetch_related("servers")
+    return paginate(request, items, pagination, transform=_schedule_out)
+
+
+@router.post(
+    "/teams/{slug}/actions/{action_id}/schedules", response=with_errors({201: ScheduleOut})
+)
+def schedule_create(request: HttpRequest, slug: str, action_id: int, payload: ScheduleIn) -> Status:
+    """Schedule an action (operators and above). Targets and values are checked as
+    a manual run's: no targets or a missing value is refused (400)."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    server_ids, tags = _split_targets(team, payload.targets, payload.server_ids, payload.tags)
+    schedule = schedules.schedule_create(
+        action=action,
+        actor=principal(request).user,
+        name=payload.name,
+        cron_expression=payload.cron,
+        timezone_name=payload.timezone,
+        server_ids=server_ids,
+        tags=tags,
+        values=payload.params,
+        default_params=payload.default_params,
+        enabled=payload.enabled,
+        catch_up=payload.catch_up,
+        request=request,
+    )
+    return Status(201, _schedule_out(schedule))
+
+
+@router.get(
+    "/teams/{slug}/schedules/{schedule_id}", response=with_errors({200: ScheduleOut}, 401, 404)
+)
+def schedule_get(request: HttpRequest, slug: str, schedule_id: int) -> dict[str, Any]:
+    team = _membership(request, slug).team
+    return _schedule_out(schedules.schedule_get(team=team, schedule_id=schedule_id))
+
+
+@router.patch("/teams/{slug}/schedules/{schedule_id}", response=with_errors({200: ScheduleOut}))
+def schedule_update(
+    request: HttpRequest, slug: str, schedule_id: int, payload: SchedulePatchIn
+) -> dict[str, Any]:
+    """Change some fields of a schedule (operators and above)."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    schedule = schedules.schedule_get(team=team, schedule_id=schedule_id)
+    given = payload.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {}
+    for key, name in (("name", "name"), ("cron", "cron_expression"), ("timezone", "timezone_name")):
+        if key in given:
+            changes[name] = given[key]
+    for key in ("enabled", "catch_up"):
+        if key in given:
+            changes[key] = given[key]
+    if {"targets", "server_ids", "tags"} & set(given):
+        changes["server_ids"], changes["tags"] = _split_targets(
+            team, given.get("targets") or [], given.get("server_ids") or [], given.get("tags") or []
+        )
+    if "params" in given:
+        changes["values"] = given["params"] or {}
+        changes["keep_secrets"] = list(schedule.secret_param_values())
+    schedule = schedules.schedule_update(
+        schedule=schedule, actor=principal(request).user, request=request, **changes
+    )
+    return _schedule_out(schedule)
+
+
+@router.delete("/teams/{slug}/schedules/{schedule_id}", response=with_errors({204: None}))
+def schedule_delete(request: HttpRequest, slug: str, schedule_id: int) -> Status:
+    """Delete a schedule; the runs it started stay in the history."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    schedule = schedules.schedule_get(team=team, schedule_id=schedule_id)
+    schedules.schedule_delete(schedule=schedule, actor=principal(request).user, request=request)
+    return Status(204, None)

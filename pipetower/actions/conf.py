@@ -66,3 +66,13 @@ def claim_poll_seconds() -> float:
 def db_retry_seconds() -> float:
     """How long the engine retries a failing database write (with backoff) before giving up."""
     return float(getattr(settings, "ACTIONS_DB_RETRY_SECONDS", 120.0))
+
+
+def schedule_grace() -> timedelta:
+    """How late a schedule's time may be reached and still count as on time."""
+    return timedelta(seconds=float(getattr(settings, "ACTIONS_SCHEDULE_GRACE_SECONDS", 120)))
+
+
+def schedule_tick_batch() -> int:
+    """Due schedules one scheduler tick handles; the rest wait for the next tick."""
+    return max(1, int(getattr(settings, "ACTIONS_SCHEDULE_TICK_BATCH", 200)))

@@ -411,3 +411,105 @@ class RunFilterForm(forms.Form):
                 for m in Membership.objects.filter(team=team).select_related("user")
             ),
         ]
+
+
+class ScheduleForm(RunForm):
+    """A schedule: when (cron expression, time zone), and what runs: the run form's
+    targets and parameter fields, checked by the same service as a manual run.
+
+    Editing pre-fills the schedule's own targets and values; a secret stored in
+    the schedule is never put back into the page, it is kept while its "keep" box
+    stays ticked and the field is left empty."""
+
+    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"autofocus": True}))
+    cron = forms.CharField(
+        max_length=100,
+        error_messages={"required": "Enter a cron expression, for example '30 2 * * *'."},
+        label="Cron expression",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="Five fields: minute, hour, day of month, month, day of week. "
+        "'30 2 * * *' is every day at 02:30; '*/15 * * * 1-5' every 15 minutes on weekdays.",
+    )
+    timezone = forms.ChoiceField(
+        label="Time zone",
+        initial="UTC",
+        error_messages={
+            "invalid_choice": "%(value)s is not a time zone Pipetower knows. Choose one from "
+            "the list (IANA names such as Europe/Berlin or America/New_York).",
+            "required": "Choose a time zone.",
+        },
+    )
+    enabled = forms.BooleanField(required=False, initial=True, label="Enabled")
+    catch_up = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="After downtime, run once for the times missed",
+        help_text="If Pipetower was not running at the scheduled times, start one catch-up "
+        "run when it is back (never more than one). Unticked: skip the missed times.",
+    )
+
+    def __init__(self, *args: Any, action: Action, schedule: Any = None, **kwargs: Any) -> None:
+        from pipetower.actions.cron import time_zone_names
+
+        self.schedule = schedule
+        if schedule is not None and not args and "data" not in kwargs:
+            initial = kwargs.setdefault("initial", {})
+            initial.update(
+                name=schedule.name,
+                cron=schedule.cron,
+                timezone=schedule.timezone,
+                enabled=schedule.enabled,
+                catch_up=schedule.catch_up,
+                servers=list(schedule.servers.all()),
+                tags=list(schedule.tags),
+            )
+            for spec in action.parameters:
+                if spec["name"] in schedule.params:
+                    initial[f"param_{spec['name']}"] = _field_text(schedule.params[spec["name"]])
+        super().__init__(*args, action=action, **kwargs)
+        self.fields["timezone"].choices = [(z, z) for z in time_zone_names()]  # type: ignore[attr-defined]
+        stored = schedule.secret_param_values() if schedule is not None else {}
+        for spec in action.parameters:
+            name = spec["name"]
+            if spec["kind"] != ParamKind.SECRET or name not in stored:
+                continue
+            keep = f"keep_{name}"
+            self.keep_names[name] = keep
+            self.keep_is_default.discard(name)
+            self.fields[keep] = forms.BooleanField(
+                required=False,
+                initial=True,
+                label=f"Keep the value stored in this schedule for {spec.get('label') or name}",
+                help_text="Used only while this field is empty; the value is never shown.",
+            )
+
+    def timing_fields(self) -> list[Any]:
+        return [self["name"], self["cron"], self["timezone"]]
+
+    def service_fields(self) -> dict[str, Any]:
+        fields = super().service_fields()
+        data = self.cleaned_data
+        keep_secrets = [
+            name
+            for name, keep in self.keep_names.items()
+            if name not in self.keep_is_default and data.get(keep) and not data.get(f"param_{name}")
+        ]
+        fields.update(
+            name=data["name"],
+            cron_expression=data["cron"],
+            timezone_name=data["timezone"],
+            enabled=data["enabled"],
+            catch_up=data["catch_up"],
+        )
+        if self.schedule is not None:
+            fields["keep_secrets"] = keep_secrets
+        return fields
+
+    def add_service_error(self, exc: ServiceError) -> None:
+        # The schedule's own fields first: a parameter may be called "name" too, but
+        # its problems come as InvalidValues, which the run form places.
+        if not isinstance(exc, params.InvalidValues) and exc.field in ("cron", "timezone", "name"):
+            self.add_error(exc.field, exc.message)
+            self.mark_invalid()
+            return
+        super().add_service_error(exc)

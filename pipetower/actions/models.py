@@ -126,6 +126,7 @@ class Run(models.Model):
         WEB = "web", "Web"
         API = "api", "API"
         RERUN = "rerun", "Re-run of failed targets"
+        SCHEDULE = "schedule", "Schedule"
 
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="runs")
     action = models.ForeignKey(
@@ -150,6 +151,12 @@ class Run(models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
+    # Set when a schedule started the run; the name is kept for the history
+    # after the schedule is renamed or deleted.
+    schedule = models.ForeignKey(
+        "Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    schedule_name = models.CharField(max_length=100, blank=True)
     shard_count = models.PositiveIntegerField(default=1)
     # Bumped whenever one of the run's targets changes status, so live views
     # can ask "anything new since revision N?" with one indexed read.
@@ -180,6 +187,13 @@ class Run(models.Model):
 
     def secret_param_values(self) -> dict[str, str]:
         return json.loads(self.secret_params) if self.secret_params else {}
+
+    @property
+    def started_by_text(self) -> str:
+        """What started the run, in words: "Scheduled: nightly backup", a person, "system"."""
+        if self.trigger == self.Trigger.SCHEDULE:
+            return f"Scheduled: {self.schedule_name}"
+        return str(self.started_by) if self.started_by_id else "system"
 
     def masked_params(self) -> dict[str, Any]:
         """Every parameter value for display, secrets replaced by a mask."""
@@ -256,3 +270,60 @@ class OutputChunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.seq} of {self.run_target_id} ({self.stream})"
+
+
+class Schedule(models.Model):
+    """Runs an action at the times of a cron expression in a time zone, on the
+    chosen targets with the chosen parameter values (checked as a manual run's).
+
+    `next_run_at` is the next due time (UTC). A scheduler claims a due time by
+    moving it forward with a conditional update, so with several schedulers
+    running each time starts at most one run.
+    """
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "Started"
+        CAUGHT_UP = "caught_up", "Started (catch-up after downtime)"
+        SKIPPED_OVERLAP = "skipped_overlap", "Skipped: the previous run was still going"
+        MISSED = "missed", "Missed while Pipetower was down"
+        REFUSED = "refused", "Not started"
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="schedules")
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=100)
+    cron = models.CharField(max_length=100)
+    timezone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    # After downtime: start one catch-up run for the times missed (True) or none.
+    catch_up = models.BooleanField(default=True)
+    servers = models.ManyToManyField("servers.Server", blank=True, related_name="+")
+    tags = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    secret_params = EncryptedTextField(key_owner="team", blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    last_message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("action", "name"), name="unique_schedule_name_per_action"
+            ),
+        ]
+        indexes = [models.Index(fields=("enabled", "next_run_at"))]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def secret_param_values(self) -> dict[str, str]:
+        return json.loads(self.secret_params) if self.secret_params else {}

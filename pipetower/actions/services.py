@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from pipetower.actions.models import (
     Run,
     RunStatus,
     RunTarget,
+    Schedule,
     TargetStatus,
     run_status_from_targets,
 )
@@ -55,9 +57,11 @@ class TargetNotFound(ServiceError):
 # --- roles ---------------------------------------------------------------------
 
 
-def _require_role(*, team: Team, actor: Any, role: Role, doing: str) -> None:
+def role_refusal(*, team: Team, actor: Any, role: Role, doing: str) -> NotAllowed | None:
+    """Why `actor` may not `doing` in `team` (None: they may). Pages ask it to decide
+    which controls to show; the services raise what it returns."""
     if actor is None:
-        return  # the system (reaper, schedules)
+        return None  # the system (reaper, schedules)
     membership = Membership.objects.filter(team=team, user=actor).first()
     if membership is None:
         # Pipetower staff under the team's support grant (privacy.support_access).
@@ -66,12 +70,18 @@ def _require_role(*, team: Team, actor: Any, role: Role, doing: str) -> None:
         if (staff_role := support_role(team=team, user=actor)) is not None:
             membership = Membership(team=team, user=actor, role=staff_role)
     if membership is None:
-        raise NotAllowed("You are not a member of this team.")
+        return NotAllowed("You are not a member of this team.")
     if not membership.role_enum.at_least(role):
-        raise NotAllowed(
+        return NotAllowed(
             f"Only {role.label.lower()}s and above can {doing}. "
             f"Your role is {membership.role_enum.label}."
         )
+    return None
+
+
+def _require_role(*, team: Team, actor: Any, role: Role, doing: str) -> None:
+    if refusal := role_refusal(team=team, actor=actor, role=role, doing=doing):
+        raise refusal
 
 
 # --- actions -------------------------------------------------------------------
@@ -383,36 +393,29 @@ def _chosen_targets(
     return defaults, list(action.default_tags)
 
 
-def run_start(
+@dataclass(frozen=True)
+class RunRequest:
+    """A run request that passed every check: the servers and the values to run with."""
+
+    servers: list[Server]
+    plain: dict[str, Any]
+    secrets: dict[str, str]
+    use_defaults: list[str]
+
+
+def run_request_check(
     *,
     action: Action,
-    actor: Any,
     server_ids: Sequence[Any] = (),
     tags: Sequence[str] = (),
     values: Mapping[str, Any] | None = None,
     default_targets: bool = False,
     default_params: bool | Collection[str] = False,
-    trigger: str = Run.Trigger.WEB,
-    rerun_of: Run | None = None,
-    request: HttpRequest | None = None,
-) -> Run:
-    """Start `action` on exactly the chosen servers (ids and/or tags) with exactly
-    the given parameter `values`; refuse rather than guess.
-
-    Nothing chosen is refused: the action's default targets are used only with
-    `default_targets=True`, and a parameter's default only when it is named in
-    `default_params` (True: every parameter not in `values`). Forms show the
-    defaults pre-filled instead. The run stores the resolved servers and values.
-    Its shards are queued for the workers once the transaction commits.
-    """
+) -> RunRequest:
+    """Every check of a run request, without starting anything: targets chosen and
+    found (and pinned), parameter values given, typed and in bounds. A manual
+    run, the API and a schedule (when saved and when it fires) all ask this."""
     team = action.team
-    _require_role(team=team, actor=actor, role=Role.OPERATOR, doing="run actions")
-    # A team scheduled for deletion is frozen. Read afresh, not locked: a run that
-    # slips in as the deletion is being scheduled only delays the purge, which
-    # waits for runs in progress.
-    fresh = Team.objects.only("name", "deletion_scheduled_for").get(pk=team.pk)
-    if refusal := team_permissions.team_frozen_refusal(fresh):
-        raise refusal
     server_ids, tags = _chosen_targets(
         action=action, server_ids=server_ids, tags=tags, default_targets=default_targets
     )
@@ -429,6 +432,51 @@ def run_start(
     plain, secrets = params.values_resolve(
         action.parameters, action.secret_default_values(), given, use_defaults=use_defaults
     )
+    return RunRequest(servers=servers, plain=plain, secrets=secrets, use_defaults=use_defaults)
+
+
+def run_start(
+    *,
+    action: Action,
+    actor: Any,
+    server_ids: Sequence[Any] = (),
+    tags: Sequence[str] = (),
+    values: Mapping[str, Any] | None = None,
+    default_targets: bool = False,
+    default_params: bool | Collection[str] = False,
+    trigger: str = Run.Trigger.WEB,
+    rerun_of: Run | None = None,
+    schedule: Schedule | None = None,
+    request: HttpRequest | None = None,
+) -> Run:
+    """Start `action` on exactly the chosen servers (ids and/or tags) with exactly
+    the given parameter `values`; refuse rather than guess.
+
+    Nothing chosen is refused: the action's default targets are used only with
+    `default_targets=True`, and a parameter's default only when it is named in
+    `default_params` (True: every parameter not in `values`). Forms show the
+    defaults pre-filled instead. The run stores the resolved servers and values.
+    Its shards are queued for the workers once the transaction commits.
+    A schedule starts its runs with `actor=None` and itself as `schedule`.
+    """
+    team = action.team
+    _require_role(team=team, actor=actor, role=Role.OPERATOR, doing="run actions")
+    # A team scheduled for deletion is frozen (its schedules too). Read afresh, not
+    # locked: a run that slips in as the deletion is being scheduled only delays
+    # the purge, which waits for runs in progress.
+    fresh = Team.objects.only("name", "deletion_scheduled_for").get(pk=team.pk)
+    if refusal := team_permissions.team_frozen_refusal(fresh):
+        raise refusal
+    checked = run_request_check(
+        action=action,
+        server_ids=server_ids,
+        tags=tags,
+        values=values,
+        default_targets=default_targets,
+        default_params=default_params,
+    )
+    servers, plain, secrets = checked.servers, checked.plain, checked.secrets
+    use_defaults = checked.use_defaults
     size = conf.shard_size()
     shard_count = math.ceil(len(servers) / size)
     with transaction.atomic():
@@ -447,6 +495,8 @@ def run_start(
             trigger=trigger,
             started_by=actor,
             rerun_of=rerun_of,
+            schedule=schedule,
+            schedule_name=schedule.name if schedule else "",
             shard_count=shard_count,
         )
         run.save()
@@ -467,6 +517,7 @@ def run_start(
                 "targets": len(servers),
                 "params": run.masked_params(),
                 "rerun_of": rerun_of.pk if rerun_of else None,
+                **({"schedule": schedule.name} if schedule else {}),
                 "default_targets": default_targets,
                 "defaults_used": use_defaults,
             },

@@ -27,3 +27,11 @@ def run_shard_execute_task(self: Any, run_id: int, target_ids: list[int]) -> int
 def run_targets_reap_task() -> int:
     """Periodic (scheduler): end targets whose worker stopped reporting as worker_lost."""
     return services.run_targets_reap()
+
+
+@shared_task(name="pipetower.actions.tasks.schedules_tick_task", ignore_result=True)
+def schedules_tick_task() -> int:
+    """Periodic (scheduler): start the runs of schedules whose time has come."""
+    from pipetower.actions import schedules
+
+    return schedules.schedules_tick()

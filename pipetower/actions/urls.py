@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:action_id>/edit/", views.action_edit, name="edit"),
     path("<int:action_id>/delete/", views.action_delete, name="delete"),
     path("<int:action_id>/run/", views.action_run, name="run"),
+    path("<int:action_id>/schedules/new/", views.schedule_create, name="schedule_create"),
 ]
 
 # Mounted at teams/<team_slug>/runs/ (config/urls.py), namespace "runs".
@@ -29,3 +30,12 @@ run_urlpatterns = [
     ),
 ]
 run_urls = (run_urlpatterns, "runs")
+
+# Mounted at teams/<team_slug>/schedules/ (config/urls.py), namespace "schedules".
+schedule_urlpatterns = [
+    path("", views.schedule_list, name="list"),
+    path("<int:schedule_id>/edit/", views.schedule_edit, name="edit"),
+    path("<int:schedule_id>/toggle/", views.schedule_toggle, name="toggle"),
+    path("<int:schedule_id>/delete/", views.schedule_delete, name="delete"),
+]
+schedule_urls = (schedule_urlpatterns, "schedules")

@@ -23,16 +23,17 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from pipetower.actions import live, selectors, services
+from pipetower.actions import cron, live, schedules, selectors, services
 from pipetower.actions.forms import (
     ActionForm,
     ParameterFormSet,
     RunFilterForm,
     RunForm,
+    ScheduleForm,
     parameters_from_formset,
     parameters_initial,
 )
-from pipetower.actions.models import FAILED_STATUSES, Action, Run
+from pipetower.actions.models import FAILED_STATUSES, Action, Run, Schedule
 from pipetower.core.errors import ServiceError
 from pipetower.core.outbox import outbox_waiting
 from pipetower.core.query import whole_number
@@ -128,8 +129,10 @@ def action_detail(request: HttpRequest, action_id: int) -> HttpResponse:
             "action": action,
             "recent_runs": recent,
             "default_servers": action.default_servers.order_by("name"),
+            "schedules": _schedule_rows(schedules.schedules_for_team(team=team, action=action)),
             "can_manage": _can(request, Role.ADMIN),
             "can_run": _can(request, Role.OPERATOR),
+            "can_schedule": schedules.schedule_refusal(team=team, user=request.user) is None,
         },
     )
 
@@ -231,6 +234,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         )
     runs = selectors.runs_for_team(team=team, filters=filters).only(
         *("id", "rerun_of_id", "action_name", "status", "created_at", "finished_at"),
+        *("trigger", "schedule_name"),
         *("started_by__name", "started_by__email"),
     )
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
@@ -265,7 +269,7 @@ def _run_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
                 "label": run.get_status_display(),
                 "started": timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
                 "duration": f"{duration.total_seconds():.1f} s" if duration else "",
-                "by": str(run.started_by) if run.started_by else "system",
+                "by": run.started_by_text,
             }
         )
     return rows
@@ -409,3 +413,144 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
         return redirect("runs:detail", team.slug, run.pk)
     messages.success(request, f"Re-running the failed servers of run {run.pk}.")
     return redirect("runs:detail", team.slug, new_run.pk)
+
+
+# --- schedules -----------------------------------------------------------------------
+
+SCHEDULES_PER_PAGE = 25
+
+
+def _schedule_rows(items: Iterable[Schedule]) -> list[dict[str, Any]]:
+    rows = []
+    for schedule in items:
+        zone = cron.zone_for_display(schedule.timezone)
+        next_at = schedule.next_run_at if schedule.enabled else None
+        rows.append(
+            {
+                "schedule": schedule,
+                "next": next_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if next_at else "",
+                "last_fired": (
+                    schedule.last_fired_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+                    if schedule.last_fired_at
+                    else ""
+                ),
+            }
+        )
+    return rows
+
+
+@team_view()
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    page = Paginator(schedules.schedules_for_team(team=team), SCHEDULES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "actions/schedule_list.html",
+        {
+            "page": page,
+            "rows": _schedule_rows(page.object_list),
+            "can_manage": schedules.schedule_refusal(team=team, user=request.user) is None,
+        },
+    )
+
+
+def _schedule_form_page(
+    request: HttpRequest, action: Action, schedule: Schedule | None
+) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    preview: list[str] = []
+    status = 200
+    if request.method == "POST":
+        form = ScheduleForm(request.POST, action=action, schedule=schedule)
+        previewing = "preview" in request.POST
+        valid = form.is_valid()
+        if previewing:
+            # A preview is about the times: only their fields' errors are shown.
+            for name in [n for n in form.errors if n not in ("cron", "timezone")]:
+                del form.errors[name]
+        data = form.cleaned_data
+        if "cron" in data and "timezone" in data and (valid or previewing):
+            try:
+                times = schedules.schedule_preview(
+                    cron_expression=data["cron"], timezone_name=data["timezone"]
+                )
+                preview = [t.strftime("%a %Y-%m-%d %H:%M %Z") for t in times]
+            except ServiceError as exc:
+                form.add_service_error(exc)
+                valid = False
+        if valid and not previewing:
+            fields = form.service_fields()
+            try:
+                if schedule is None:
+                    schedule = schedules.schedule_create(
+                        action=action, actor=request.user, request=request, **fields
+                    )
+                    messages.success(request, f"Schedule “{schedule.name}” created.")
+                else:
+                    schedule = schedules.schedule_update(
+                        schedule=schedule, actor=request.user, request=request, **fields
+                    )
+                    messages.success(request, f"Schedule “{schedule.name}” saved.")
+                return redirect("schedules:list", team.slug)
+            except ServiceError as exc:
+                form.add_service_error(exc)
+        if form.errors:
+            status = 400
+            form.mark_invalid()
+    else:
+        form = ScheduleForm(action=action, schedule=schedule)
+        if schedule is not None:
+            zone = cron.zone_for_display(schedule.timezone)
+            preview = [
+                t.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+                for t in schedules.schedule_next_times(schedule=schedule)
+            ]
+    return render(
+        request,
+        "actions/schedule_form.html",
+        {"action": action, "form": form, "schedule": schedule, "preview": preview},
+        status=status,
+    )
+
+
+@team_view(roles={"GET": Role.OPERATOR, "POST": Role.OPERATOR})
+def schedule_create(request: HttpRequest, action_id: int) -> HttpResponse:
+    action = selectors.action_get(team=request.team, action_id=action_id)  # type: ignore[attr-defined]
+    return _schedule_form_page(request, action, None)
+
+
+@team_view(roles={"GET": Role.OPERATOR, "POST": Role.OPERATOR})
+def schedule_edit(request: HttpRequest, schedule_id: int) -> HttpResponse:
+    schedule = schedules.schedule_get(team=request.team, schedule_id=schedule_id)  # type: ignore[attr-defined]
+    return _schedule_form_page(request, schedule.action, schedule)
+
+
+@require_POST
+@team_view(roles={"POST": Role.OPERATOR})
+def schedule_toggle(request: HttpRequest, schedule_id: int) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    schedule = schedules.schedule_get(team=team, schedule_id=schedule_id)
+    enable = not schedule.enabled
+    try:
+        schedule = schedules.schedule_set_enabled(
+            schedule=schedule, actor=request.user, enabled=enable, request=request
+        )
+    except ServiceError as exc:
+        messages.error(request, f"“{schedule.name}” was not enabled: {exc.message}")
+        return redirect("schedules:list", team.slug)
+    messages.success(request, f"Schedule “{schedule.name}” {'enabled' if enable else 'disabled'}.")
+    return redirect("schedules:list", team.slug)
+
+
+@team_view(roles={"GET": Role.OPERATOR, "POST": Role.OPERATOR})
+def schedule_delete(request: HttpRequest, schedule_id: int) -> HttpResponse:
+    team = request.team  # type: ignore[attr-defined]
+    schedule = schedules.schedule_get(team=team, schedule_id=schedule_id)
+    if request.method == "POST":
+        name = schedule.name
+        schedules.schedule_delete(schedule=schedule, actor=request.user, request=request)
+        messages.success(request, f"Schedule “{name}” deleted. Its runs stay in the history.")
+        return redirect("schedules:list", team.slug)
+    return render(request, "actions/schedule_delete.html", {"schedule": schedule})

@@ -421,6 +421,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.core.tasks.outbox_sweep_task",
         "schedule": OUTBOX_SWEEP_SECONDS,
     },
+    # Starts the runs of due schedules (pipetower/actions/schedules.py); safe with
+    # several schedulers, each due time is claimed once.
+    "start-due-schedules": {
+        "task": "pipetower.actions.tasks.schedules_tick_task",
+        "schedule": float(env_int("PIPETOWER_SCHEDULE_TICK_SECONDS", 15)),
+    },
     "reap-lost-run-targets": {
         "task": "pipetower.actions.tasks.run_targets_reap_task",
         "schedule": 15.0,
@@ -565,6 +571,9 @@ API_PAGE_SIZE = 50
 ACTIONS_OUTPUT_LIMIT_BYTES = env_int("PIPETOWER_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024)
 ACTIONS_SHARD_SIZE = env_int("PIPETOWER_RUN_SHARD_SIZE", 100)
 ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFTER", 60))
+# A schedule's time later than this when the scheduler reaches it counts as missed
+# (Pipetower was down): then at most one catch-up run starts, if the schedule asks.
+ACTIONS_SCHEDULE_GRACE_SECONDS = env_int("PIPETOWER_SCHEDULE_GRACE_SECONDS", 120)
 ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
 # Web processes of `pipetower web` and `pipetower serve` (0: one per CPU core).
 WEB_PROCESSES = env_int("PIPETOWER_WEB_PROCESSES", 0)

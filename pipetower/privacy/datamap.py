@@ -611,6 +611,65 @@ DATA_MAP: list[ModelDecl] = [
                 erasure="cascade",
                 secret=True,
             ),
+            "schedule_name": FieldDecl(
+                "user.content",
+                "The name of the schedule that started the run",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+        },
+    ),
+    ModelDecl(
+        model="actions.Schedule",
+        subject=None,
+        team="team",
+        title="Schedules",
+        fields={
+            "name": FieldDecl(
+                "user.content", "Naming the schedule", CONTRACT, WHILE_TEAM, erasure="cascade"
+            ),
+            "cron": FieldDecl(
+                "user.content", "When the schedule runs", CONTRACT, WHILE_TEAM, erasure="cascade"
+            ),
+            "timezone": FieldDecl(
+                "user.content",
+                "The time zone the schedule's times are in",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+            "tags": FieldDecl(
+                "user.content",
+                "The tags the schedule runs on",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+            "params": FieldDecl(
+                "user.content",
+                "The values the schedule's runs are given",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+            "secret_params": FieldDecl(
+                "user.authorization.credentials",
+                "Secret values the schedule's runs are given",
+                CONTRACT,
+                WHILE_TEAM,
+                export=False,
+                erasure="cascade",
+                secret=True,
+            ),
+            "last_message": FieldDecl(
+                "system.operations",
+                "Why the schedule's last time was skipped, missed or not started",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+            "created_by": _id("Who created the schedule", WHILE_TEAM, erasure="anonymise"),
         },
     ),
     ModelDecl(

@@ -140,6 +140,23 @@ def _seed() -> tuple[Any, dict[str, str]]:
         error="z" * 200,
     )
     OutputChunk.objects.create(run_target=target, seq=1, stream="stdout", data="q" * 500 + "\n")
+    from pipetower.actions.models import Schedule
+
+    schedule = Schedule.objects.create(
+        team=team,
+        action=action,
+        name=LONG[:100],
+        cron="*/5 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 1-31 1-12 1-5",
+        timezone="America/Argentina/ComodRivadavia",
+        next_run_at=timezone.now() + datetime.timedelta(hours=1),
+        last_run=run,
+        last_fired_at=timezone.now(),
+        last_outcome="refused",
+        last_message="m" * 300,
+    )
+    Run.objects.filter(pk=run.pk).update(
+        trigger="schedule", schedule=schedule, schedule_name=LONG[:100]
+    )
     token, _ = api_token_create(user=owner, name=LONG, scope="read")
     grant = SupportGrant.objects.create(
         team=team,
@@ -181,6 +198,7 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "action_id": str(action.pk),
         "run_id": str(run.pk),
         "target_id": str(target.pk),
+        "schedule_id": str(schedule.pk),
         "membership_id": str(membership.pk),
         "invitation_id": str(invitation.pk),
         "token_id": str(token.pk),

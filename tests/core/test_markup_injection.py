@@ -31,7 +31,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from pipetower.accounts.models import SignInEvent, User
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget
+from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule
 from pipetower.analytics.models import ExperimentExposure, PageView
 from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
@@ -89,6 +89,9 @@ MUST_SHOW = {
     "actions.Action.parameters",
     "actions.Action.default_tags",
     "actions.Run.action_name",
+    "actions.Run.schedule_name",
+    "actions.Schedule.name",
+    "actions.Schedule.last_message",
     "actions.RunTarget.server_name",
     "servers.Tag.name",
     "servers.Server.name",
@@ -254,6 +257,25 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         status="succeeded",
         started_by=owner,
     )
+    schedule = Schedule.objects.create(
+        team=team,
+        action=action,
+        name="Nightly",
+        cron="30 2 * * *",
+        timezone="Europe/Berlin",
+        tags=["web"],
+        params={"version": "1.0", "mode": "fast"},
+        next_run_at=now + datetime.timedelta(hours=1),
+        last_run=run,
+        last_fired_at=now,
+        last_outcome="refused",
+        last_message="No servers",
+        created_by=owner,
+    )
+    schedule.servers.add(server)
+    Run.objects.filter(pk=run.pk).update(
+        trigger="schedule", schedule=schedule, schedule_name="Nightly"
+    )
     target = RunTarget.objects.create(
         run=run, server=server, server_name="web-1", status="succeeded", error="none", worker="w1"
     )
@@ -361,6 +383,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "action_id": action.pk,
         "run_id": run.pk,
         "target_id": target.pk,
+        "schedule_id": schedule.pk,
         "membership_id": other_membership.pk,
         "member_id": other_membership.pk,
         "invitation_id": invitation.pk,

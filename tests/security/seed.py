@@ -12,8 +12,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from pipetower.actions import schedules as action_schedules
 from pipetower.actions import services as action_services
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget
+from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.privacy.models import SupportGrant
@@ -35,6 +36,7 @@ MARKERS = (
     "zanzibar-invitee",
     "zanzibar-owner",
     "zanzibar-token",
+    "zanzibar-schedule",
 )
 SERVER_PASSWORD = "Zq-server-password-5b1c9e"
 SECRET_DEFAULT = "Zq-secret-default-77aa01"
@@ -52,6 +54,7 @@ class Seed:
     invitation: Invitation
     token: ApiToken
     grant: SupportGrant
+    schedule: Schedule
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,6 +73,7 @@ class Seed:
             "invitation_id": self.invitation.pk,
             "token_id": self.token.pk,
             "grant_id": self.grant.pk,
+            "schedule_id": self.schedule.pk,
         }
 
 
@@ -133,7 +137,16 @@ def seed() -> Seed:
         reason="Ticket 7",
     )
     support_grant_revoke(grant=grant, actor=owner)
-    result = Seed(team, other_team, users, server, action, run, target, invitation, token, grant)
+    schedule = action_schedules.schedule_create(
+        action=action,
+        actor=owner,
+        name="zanzibar-schedule",
+        cron_expression="30 2 * * *",
+        server_ids=[server.pk],
+    )
+    result = Seed(
+        team, other_team, users, server, action, run, target, invitation, token, grant, schedule
+    )
     for name, user in users.items():
         result.tokens[name] = api_token_create(
             user=user, name=f"matrix-{name}", scope=ApiToken.Scope.WRITE

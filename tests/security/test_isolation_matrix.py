@@ -72,6 +72,12 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "actions:edit": ("admin", "admin"),
     "actions:delete": ("admin", "admin"),
     "actions:run": ("operator", "operator"),
+    # Who can run actions manages their schedules; viewers read the list.
+    "actions:schedule_create": ("operator", "operator"),
+    "schedules:list": ("viewer", "admin"),
+    "schedules:edit": ("operator", "operator"),
+    "schedules:toggle": ("none", "operator"),
+    "schedules:delete": ("operator", "operator"),
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
@@ -134,6 +140,14 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "GET /api/v1/teams/{slug}/runs/{run_id}/changes": ("viewer", None),
     "POST /api/v1/teams/{slug}/runs/{run_id}/cancel": ("operator", None),
     "POST /api/v1/teams/{slug}/runs/{run_id}/rerun-failed": ("operator", None),
+    "GET /api/v1/teams/{slug}/schedules": ("viewer", None),
+    "POST /api/v1/teams/{slug}/actions/{action_id}/schedules": (
+        "operator",
+        {"name": "other", "cron": "@daily", "server_ids": []},
+    ),
+    "GET /api/v1/teams/{slug}/schedules/{schedule_id}": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", {"enabled": False}),
+    "DELETE /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
 }
 
