@@ -341,6 +341,18 @@ def test_a_refusal_when_it_fires_is_recorded_not_guessed(user, server, action):
     assert AuditEvent.objects.filter(verb="schedule.refused").exists()
 
 
+def test_a_team_scheduled_for_deletion_starts_nothing_and_says_why(user, team, server, action):
+    from pipetower.teams import services as team_services
+
+    schedule = make_schedule(action, user, server)
+    team_services.team_deletion_schedule(team=team, actor=user, confirm_name=team.name)
+    assert schedules.schedules_tick(now=schedule.next_run_at) == 0
+    assert not Run.objects.exists()
+    schedule.refresh_from_db()
+    assert schedule.last_outcome == Schedule.Outcome.REFUSED
+    assert "scheduled for deletion" in schedule.last_message
+
+
 def test_a_parameter_made_required_since_is_refused_when_it_fires(user, server, action):
     schedule = make_schedule(action, user, server)
     services.action_update(
