@@ -8,6 +8,9 @@ needles, case-insensitively. It never prints the matching values.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -15,6 +18,46 @@ from django.core.cache import cache
 from django.db import connection
 
 TEXTISH = ("char", "text", "json", "clob", "inet", "varchar", "uuid")
+
+
+SQLITE_SUFFIXES = (".sqlite3", ".sqlite", ".db", "-wal", "-shm", "-journal")
+_READER = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+
+
+def _open_in_this_process(path: Path) -> bool:
+    """Whether this process holds a descriptor of `path` (True when it cannot tell)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        return True
+    target = os.path.realpath(path)
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(fds / fd) == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of `path`, read without disturbing SQLite.
+
+    Closing any descriptor of a file drops every POSIX lock this process holds
+    on it, SQLite's included. A database file read with a plain open/close by a
+    process that also has the database open (this scanner reads the database
+    through Django and then its files) loses its locks; another process then
+    believes it is the last user and deletes the write-ahead log in use, and
+    every connection answers "disk I/O error". Database files, and any file
+    this process has open, are therefore read by a short child process.
+    """
+    if not (path.name.endswith(SQLITE_SUFFIXES) or _open_in_this_process(path)):
+        return path.read_bytes()
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program, one path
+        [sys.executable, "-c", _READER, str(path)], capture_output=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise OSError(f"could not read {path}: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
 
 
 def scan_database(needles: list[str], *, skip_tables: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
@@ -57,7 +100,7 @@ def _scan_folder(root: Path, needles: list[str], *, skip: set[Path] = frozenset(
     for path in sorted(root.rglob("*")):
         if path.is_file() and path not in skip:
             try:
-                data = path.read_bytes().lower()
+                data = read_bytes(path).lower()
             except OSError:
                 continue
             hits += [f"{path} contains {n!r}" for n in needles if n.lower().encode() in data]
@@ -68,7 +111,7 @@ def scan_paths(paths: list[Path], needles: list[str]) -> list[str]:
     """Named files (log files kept elsewhere)."""
     hits: list[str] = []
     for path in paths:
-        data = path.read_bytes().lower()
+        data = read_bytes(path).lower()
         hits += [f"{path} contains {n!r}" for n in needles if n.lower().encode() in data]
     return hits
 

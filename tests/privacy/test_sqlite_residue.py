@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from pipetower.privacy import deletion
+from pipetower.privacy.residue import read_bytes
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,12 +32,12 @@ def test_a_purged_marker_is_in_neither_the_wal_nor_the_free_pages() -> None:
     ada = UserFactory(email=MARKER, name="Wal Marker")
     scheduled = deletion.account_deletion_request(user=ada)
     main, wal = _database_files()
-    assert any(MARKER.encode() in p.read_bytes() for p in (main, wal) if p.exists())
+    assert any(MARKER.encode() in read_bytes(p) for p in (main, wal) if p.exists())
 
     assert deletion.account_deletions_purge(now=scheduled.scheduled_for) == 1
 
     assert not wal.exists() or wal.stat().st_size == 0, "the WAL was not truncated"
-    on_a_free_page = MARKER.encode() in main.read_bytes()
+    on_a_free_page = MARKER.encode() in read_bytes(main)
     assert not on_a_free_page, "the row is still on a free page"
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA secure_delete")

@@ -30,6 +30,7 @@ from pipetower.actions.models import ParamKind
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.config.celery import app
+from pipetower.privacy.residue import read_bytes
 from pipetower.servers.models import Server
 from pipetower.servers.services import Credentials, server_create, team_ssh_key_ensure
 from pipetower.teams.models import Role
@@ -82,7 +83,7 @@ def _database_bytes() -> bytes:
     if connection.vendor == "sqlite":
         name = Path(connection.settings_dict["NAME"])
         parts = [name, Path(f"{name}-wal"), Path(f"{name}-journal")]
-        return b"".join(p.read_bytes() for p in parts if p.exists())
+        return b"".join(read_bytes(p) for p in parts if p.exists())
     settings_dict = connection.settings_dict
     dump = subprocess.run(
         [
