@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipetower.actions import views
+from pipetower.actions import views, webhook_views
 
 app_name = "actions"
 urlpatterns = [
@@ -39,3 +39,9 @@ schedule_urlpatterns = [
     path("<int:schedule_id>/delete/", views.schedule_delete, name="delete"),
 ]
 schedule_urls = (schedule_urlpatterns, "schedules")
+
+# Mounted at hooks/ (config/urls.py), namespace "hooks": deliveries, no session.
+hook_urlpatterns = [
+    path("<str:token>/", webhook_views.webhook_receive, name="receive"),
+]
+hook_urls = (hook_urlpatterns, "hooks")

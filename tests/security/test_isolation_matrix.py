@@ -153,7 +153,9 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
 
 # Routes that take no parameter naming team A or one of its objects, with the
 # reason they are outside the matrix. Admin pages are covered by the support
-# access tests; allauth's own pages act only on the signed-in account.
+# access tests; allauth's own pages act only on the signed-in account. The webhook
+# receiver (hooks:receive) answers no session at all: its unguessable token, the
+# signature and the delivery id are what admit a delivery (tests/actions/test_webhooks.py).
 NOT_ABOUT_A_TEAM_OBJECT = {
     "prefixes": ("account_", "mfa_", "socialaccount_", "google_", "usersessions_", "<unnamed "),
     "pages": {
@@ -171,6 +173,7 @@ NOT_ABOUT_A_TEAM_OBJECT = {
         "privacy:transparency", "privacy:policy", "privacy:policy_version",
         "privacy:policy_acknowledge", "support:contact", "support:survey",
         "analytics:cookies", "analytics:consent", "analytics:blocked", "analytics:stats",
+        "hooks:receive",
     },
     "api": {
         "GET /api/v1/me", "PATCH /api/v1/me", "GET /api/v1/teams", "POST /api/v1/teams",
