@@ -158,6 +158,8 @@ class RunOut(Schema):
     started_by: str | None
     schedule_id: int | None = Field(None, description="The schedule that started the run.")
     schedule_name: str = Field("", description="Its name when the run started.")
+    webhook_id: int | None = Field(None, description="The webhook that started the run.")
+    webhook_name: str = Field("", description="Its name when the run started.")
     created_at: datetime
     finished_at: datetime | None
     params: dict[str, Any] = Field(..., description="Secret values are masked.")
@@ -264,6 +266,8 @@ def _run_out(
         "started_by": run.started_by.email if run.started_by else None,
         "schedule_id": run.schedule_id,
         "schedule_name": run.schedule_name,
+        "webhook_id": run.webhook_id,
+        "webhook_name": run.webhook_name,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
         "params": run.masked_params(),
@@ -399,7 +403,7 @@ def run_list(
     columns = (
         *("id", "action_id", "action_name", "status", "trigger", "created_at"),
         *("finished_at", "params", "parameters", "rerun_of_id", "started_by__email"),
-        *("schedule_id", "schedule_name"),
+        *("schedule_id", "schedule_name", "webhook_id", "webhook_name"),
     )
     page = paginate(request, runs.only(*columns), pagination)
     counts = selectors.target_status_counts_for(runs=page["items"])

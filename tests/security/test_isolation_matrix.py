@@ -78,6 +78,13 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "schedules:edit": ("operator", "operator"),
     "schedules:toggle": ("none", "operator"),
     "schedules:delete": ("operator", "operator"),
+    # Webhooks likewise; only those who manage them see a hook's URL.
+    "actions:webhook_create": ("operator", "operator"),
+    "webhooks:list": ("viewer", "admin"),
+    "webhooks:detail": ("viewer", "admin"),
+    "webhooks:edit": ("operator", "operator"),
+    "webhooks:secret": ("none", "operator"),
+    "webhooks:delete": ("operator", "operator"),
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
