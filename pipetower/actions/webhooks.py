@@ -16,7 +16,8 @@ It is checked in this order, and the first failing check answers:
 6. a body that is not JSON, or not a JSON object: 400;
 7. the values taken from the body (plus the fixed ones) are refused by the same
    `services.run_request_check` as the run form: 422 naming the field;
-8. the delivery id was already accepted within the replay window: 409.
+8. the delivery id was already accepted within the replay window, or the team
+   is scheduled for deletion (nothing starts in it): 409.
 
 Otherwise the run starts (202 with its id and page). The delivery id is
 claimed by a unique row in the same transaction that starts the run, so two
@@ -59,6 +60,12 @@ PATH_MAX = 200
 DELIVERIES_SHOWN = 20
 
 webhook_limit = RequestLimit("webhook", conf.webhook_rate_limit)
+
+
+class Replayed(Conflict):
+    """A delivery id already accepted within the replay window."""
+
+    code = "replayed"
 
 
 # --- reads ---------------------------------------------------------------------------
@@ -593,7 +600,7 @@ def webhook_receive(
                         status=202,
                     )
             except IntegrityError:
-                raise Conflict(
+                raise Replayed(
                     f"Delivery {delivery_id!r} was already accepted; a replay starts no run."
                 ) from None
             run = services.run_start(
@@ -629,8 +636,6 @@ def webhook_receive(
                 },
             )
             return answer
-    except Conflict as exc:
-        return refused(_refuse(409, exc.message, code="replayed"))
     except ServiceError as exc:
         return refused(
             _refuse(

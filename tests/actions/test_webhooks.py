@@ -153,6 +153,7 @@ def test_a_replayed_delivery_is_refused_with_409_and_starts_no_second_run(hook):
     again = deliver(hook, PUSH)
     assert again.status_code == 409
     assert "already accepted" in again.json()["error"]["message"]
+    assert again.json()["error"]["code"] == "replayed"
     assert Run.objects.count() == 1
     assert deliver(hook, PUSH, delivery="d-2").status_code == 202
 
@@ -327,3 +328,14 @@ def test_deleting_a_hook_keeps_its_runs_named(hook, user):
     run = Run.objects.get()
     assert run.webhook is None and run.started_by_text == "Webhook: on push"
     assert deliver(hook, PUSH, delivery="d-2").status_code == 404
+
+
+def test_a_team_scheduled_for_deletion_starts_no_run_and_says_why(hook, team):
+    team.deletion_scheduled_for = timezone.now() + timedelta(days=14)
+    team.save()
+    answer = deliver(hook, PUSH)
+    assert answer.status_code == 409
+    assert answer.json()["error"]["code"] == "team_frozen"
+    assert "scheduled for deletion" in answer.json()["error"]["message"]
+    assert not Run.objects.exists()
+    assert WebhookDelivery.objects.get().status == 409
