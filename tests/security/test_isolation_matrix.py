@@ -155,6 +155,15 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "GET /api/v1/teams/{slug}/schedules/{schedule_id}": ("viewer", None),
     "PATCH /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", {"enabled": False}),
     "DELETE /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", None),
+    "GET /api/v1/teams/{slug}/webhooks": ("viewer", None),
+    "POST /api/v1/teams/{slug}/actions/{action_id}/webhooks": (
+        "operator",
+        {"name": "other", "server_ids": []},
+    ),
+    "GET /api/v1/teams/{slug}/webhooks/{webhook_id}": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", {"enabled": False}),
+    "POST /api/v1/teams/{slug}/webhooks/{webhook_id}/secret": ("operator", None),
+    "DELETE /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
 }
 
