@@ -339,3 +339,17 @@ def test_a_team_scheduled_for_deletion_starts_no_run_and_says_why(hook, team):
     assert "scheduled for deletion" in answer.json()["error"]["message"]
     assert not Run.objects.exists()
     assert WebhookDelivery.objects.get().status == 409
+
+
+def test_a_body_larger_than_django_reads_is_refused_with_413_unread(hook):
+    big = b'{"ref": "' + b"x" * (6 * 1024 * 1024) + b'"}'  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+    answer = deliver(hook, None, raw=big)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "too_large"
+
+
+def test_a_nul_character_in_the_body_is_refused_with_a_json_400(hook):
+    answer = deliver(hook, {"ref": "main\x00evil"})
+    assert answer.status_code == 400
+    assert "NUL" in answer.json()["error"]["message"]
+    assert not Run.objects.exists()
