@@ -127,3 +127,23 @@ def test_a_viewer_reads_webhooks_without_their_url_and_cannot_create_one(
     assert shown["url"] is None and hook.token not in json.dumps(shown)
     refused = api.post(f"/teams/{team.slug}/actions/{action.pk}/webhooks", body(name="x"))
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"name": ""}, 422, "name"),
+        ({"name": "x" * 101}, 422, "name"),
+        ({"mapping": ["ref"]}, 422, "mapping"),
+        ({"targets": ["no-such-server"]}, 404, "no-such-server"),
+        ({"server_ids": [999999], "targets": []}, 404, "999999"),
+        ({"require_signature": "maybe"}, 422, "require_signature"),
+    ],
+)
+def test_malformed_fields_are_refused_naming_them(
+    api, team, server, action, fields, status, message
+):
+    answer = api.post(f"/teams/{team.slug}/actions/{action.pk}/webhooks", body(**fields))
+    assert answer.status_code == status, answer.content
+    assert message in json.dumps(error_of(answer))
+    assert not Webhook.objects.exists()

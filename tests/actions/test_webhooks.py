@@ -353,3 +353,17 @@ def test_a_nul_character_in_the_body_is_refused_with_a_json_400(hook):
     assert answer.status_code == 400
     assert "NUL" in answer.json()["error"]["message"]
     assert not Run.objects.exists()
+
+
+def test_the_audit_of_a_hook_masks_its_secret_values_and_never_holds_its_secret(
+    make_action, user, server
+):
+    action = make_action(
+        parameters=[{"name": "token", "kind": "secret"}, {"name": "ref", "kind": "string"}]
+    )
+    hook = make_hook(action, user, server, values={"token": "s3cret-value"}, mapping={"ref": "ref"})
+    assert deliver(hook, PUSH, secret=None).status_code == 202
+    everything = json.dumps([e.data for e in AuditEvent.objects.all()])
+    assert "s3cret-value" not in everything
+    assert hook[1] not in everything
+    assert AuditEvent.objects.get(verb="webhook.created").data["params"] == {"token": "••••••"}
