@@ -1,13 +1,15 @@
 """A webhook with real parts: a signed delivery over HTTP to a real `pipetower web`
 starts a run that a real Celery worker carries out on a real sshd, with the
 value taken from the body; the same delivery sent again, and one signed with
-another secret, start nothing."""
+another secret, start nothing; two copies of a delivery sent at the same
+moment start one run."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -69,10 +71,21 @@ def test_a_signed_delivery_over_http_runs_the_action_on_a_real_server_once(
             forged = {**signed, "X-Hub-Signature-256": webhooks.signature_for("guess", body)}
             forged["X-GitHub-Delivery"] = "another-id"
             assert post(url, body, forged)[0] == 401
+            twin = {**signed, "X-GitHub-Delivery": "sent-twice-at-once"}
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                statuses = sorted(pool.map(lambda _: post(url, body, twin)[0], range(2)))
+            assert statuses == [202, 409]
+            wait_for(
+                lambda: not Run.objects.exclude(status=RunStatus.SUCCEEDED).exists(),
+                timeout=60,
+                what="the second delivery's run",
+            )
     finally:
         worker.stop()
         purge_filesystem_queue()
-    run = Run.objects.get()
-    assert (run.trigger, run.webhook_id) == (Run.Trigger.WEBHOOK, hook.pk)
-    assert output_of(run.targets.get()) == "deploying refs/heads/main\n"
-    assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == [202, 401, 409]
+    assert Run.objects.count() == 2
+    for run in Run.objects.all():
+        assert (run.trigger, run.webhook_id) == (Run.Trigger.WEBHOOK, hook.pk)
+        assert output_of(run.targets.get()) == "deploying refs/heads/main\n"
+    statuses = sorted(WebhookDelivery.objects.values_list("status", flat=True))
+    assert statuses == [202, 202, 401, 409, 409]
