@@ -367,3 +367,16 @@ def test_the_audit_of_a_hook_masks_its_secret_values_and_never_holds_its_secret(
     assert "s3cret-value" not in everything
     assert hook[1] not in everything
     assert AuditEvent.objects.get(verb="webhook.created").data["params"] == {"token": "••••••"}
+
+
+def test_the_scheduler_purges_deliveries_past_the_window(hook, settings):
+    from pipetower.actions.tasks import webhook_deliveries_purge_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["purge-webhook-deliveries"]
+    assert entry["task"] == webhook_deliveries_purge_task.name
+    assert deliver(hook, PUSH).status_code == 202
+    WebhookDelivery.objects.update(received_at=timezone.now() - timedelta(hours=25))
+    assert webhook_deliveries_purge_task.delay().get() == 1
+    assert not WebhookDelivery.objects.exists()
+    # The id is forgotten with it: the same delivery now starts a run again.
+    assert deliver(hook, PUSH).status_code == 202
