@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from pipetower.actions import live, schedules, selectors, services
-from pipetower.actions.models import Action, Run, RunStatus, Schedule
+from pipetower.actions import live, schedules, selectors, services, webhooks
+from pipetower.actions.models import Action, Run, RunStatus, Schedule, Webhook
 from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
 from pipetower.api.pagination import Page, PageParams, paginate
@@ -158,6 +158,8 @@ class RunOut(Schema):
     started_by: str | None
     schedule_id: int | None = Field(None, description="The schedule that started the run.")
     schedule_name: str = Field("", description="Its name when the run started.")
+    webhook_id: int | None = Field(None, description="The webhook that started the run.")
+    webhook_name: str = Field("", description="Its name when the run started.")
     created_at: datetime
     finished_at: datetime | None
     params: dict[str, Any] = Field(..., description="Secret values are masked.")
@@ -264,6 +266,8 @@ def _run_out(
         "started_by": run.started_by.email if run.started_by else None,
         "schedule_id": run.schedule_id,
         "schedule_name": run.schedule_name,
+        "webhook_id": run.webhook_id,
+        "webhook_name": run.webhook_name,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
         "params": run.masked_params(),
@@ -399,7 +403,7 @@ def run_list(
     columns = (
         *("id", "action_id", "action_name", "status", "trigger", "created_at"),
         *("finished_at", "params", "parameters", "rerun_of_id", "started_by__email"),
-        *("schedule_id", "schedule_name"),
+        *("schedule_id", "schedule_name", "webhook_id", "webhook_name"),
     )
     page = paginate(request, runs.only(*columns), pagination)
     counts = selectors.target_status_counts_for(runs=page["items"])
@@ -672,4 +676,177 @@ def schedule_delete(request: HttpRequest, slug: str, schedule_id: int) -> Status
     team = _membership(request, slug, Role.OPERATOR).team
     schedule = schedules.schedule_get(team=team, schedule_id=schedule_id)
     schedules.schedule_delete(schedule=schedule, actor=principal(request).user, request=request)
+    return Status(204, None)
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+class WebhookIn(Input):
+    name: str = Field(..., min_length=1, max_length=100)
+    targets: list[str] = Field(
+        [], description='Server names, or "tag:NAME" for every server with the tag.'
+    )
+    server_ids: list[int] = []
+    tags: list[str] = []
+    params: dict[str, ParamValue] = Field({}, description="Fixed values.")
+    mapping: dict[str, str] = Field(
+        {},
+        description="Parameter name -> dotted path in the body of a delivery "
+        '("ref", "head_commit.id"). A parameter is either fixed or mapped.',
+    )
+    require_signature: bool = True
+    enabled: bool = True
+
+
+class WebhookPatchIn(Input):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    targets: list[str] | None = None
+    server_ids: list[int] | None = None
+    tags: list[str] | None = None
+    params: dict[str, ParamValue] | None = Field(
+        None, description="Replaces the fixed values; secret values left out are kept."
+    )
+    mapping: dict[str, str] | None = None
+    require_signature: bool | None = None
+    enabled: bool | None = None
+
+
+class WebhookOut(Schema):
+    id: int
+    action_id: int
+    action_name: str
+    name: str
+    url: str | None = Field(
+        ..., description="The delivery URL; null for viewers (it is a credential)."
+    )
+    enabled: bool
+    require_signature: bool
+    server_ids: list[int]
+    tags: list[str]
+    params: dict[str, Any] = Field(..., description="Fixed values; secret values are masked.")
+    mapping: dict[str, str]
+
+
+class WebhookSecretOut(WebhookOut):
+    secret: str = Field(..., description="The signing secret: shown this once, never again.")
+
+
+def _webhook_out(
+    request: HttpRequest, hook: Webhook, *, show_url: bool, secret: str | None = None
+) -> dict[str, Any]:
+    out = {
+        "id": hook.pk,
+        "action_id": hook.action_id,
+        "action_name": hook.action.name,
+        "name": hook.name,
+        "url": request.build_absolute_uri(webhooks.webhook_path(hook)) if show_url else None,
+        "enabled": hook.enabled,
+        "require_signature": hook.require_signature,
+        "server_ids": [s.pk for s in hook.servers.all()],
+        "tags": list(hook.tags),
+        "params": {**hook.params, **dict.fromkeys(hook.secret_param_values(), "••••••")},
+        "mapping": dict(hook.mapping),
+    }
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
+def _shows_url(membership: Membership) -> bool:
+    return membership.role_enum.at_least(Role.OPERATOR)
+
+
+@router.get("/teams/{slug}/webhooks", response=with_errors({200: Page[WebhookOut]}, 401, 404, 429))
+def webhook_list(request: HttpRequest, slug: str, pagination: Query[PageParams]) -> dict[str, Any]:
+    """The team's webhooks, by action and name."""
+    membership = _membership(request, slug)
+    items = webhooks.webhooks_for_team(team=membership.team).prefetch_related("servers")
+    show = _shows_url(membership)
+    return paginate(
+        request,
+        items,
+        pagination,
+        transform=lambda hook: _webhook_out(request, hook, show_url=show),
+    )
+
+
+@router.post(
+    "/teams/{slug}/actions/{action_id}/webhooks", response=with_errors({201: WebhookSecretOut})
+)
+def webhook_create(request: HttpRequest, slug: str, action_id: int, payload: WebhookIn) -> Status:
+    """Give an action a webhook (operators and above). The answer carries the
+    signing secret, once. Targets and fixed values are checked as a run's."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    server_ids, tags = _split_targets(team, payload.targets, payload.server_ids, payload.tags)
+    hook, secret = webhooks.webhook_create(
+        action=action,
+        actor=principal(request).user,
+        name=payload.name,
+        server_ids=server_ids,
+        tags=tags,
+        values=payload.params,
+        mapping=payload.mapping,
+        require_signature=payload.require_signature,
+        enabled=payload.enabled,
+        request=request,
+    )
+    return Status(201, _webhook_out(request, hook, show_url=True, secret=secret))
+
+
+@router.get(
+    "/teams/{slug}/webhooks/{webhook_id}", response=with_errors({200: WebhookOut}, 401, 404)
+)
+def webhook_get(request: HttpRequest, slug: str, webhook_id: int) -> dict[str, Any]:
+    membership = _membership(request, slug)
+    hook = webhooks.webhook_get(team=membership.team, webhook_id=webhook_id)
+    return _webhook_out(request, hook, show_url=_shows_url(membership))
+
+
+@router.patch("/teams/{slug}/webhooks/{webhook_id}", response=with_errors({200: WebhookOut}))
+def webhook_update(
+    request: HttpRequest, slug: str, webhook_id: int, payload: WebhookPatchIn
+) -> dict[str, Any]:
+    """Change some fields of a webhook (operators and above); URL and secret stay."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    hook = webhooks.webhook_get(team=team, webhook_id=webhook_id)
+    given = payload.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {
+        key: given[key]
+        for key in ("name", "mapping", "require_signature", "enabled")
+        if key in given and given[key] is not None
+    }
+    if {"targets", "server_ids", "tags"} & set(given):
+        changes["server_ids"], changes["tags"] = _split_targets(
+            team, given.get("targets") or [], given.get("server_ids") or [], given.get("tags") or []
+        )
+    if "params" in given:
+        changes["values"] = given["params"] or {}
+        changes["keep_secrets"] = list(hook.secret_param_values())
+    hook = webhooks.webhook_update(
+        webhook=hook, actor=principal(request).user, request=request, **changes
+    )
+    return _webhook_out(request, hook, show_url=True)
+
+
+@router.post(
+    "/teams/{slug}/webhooks/{webhook_id}/secret", response=with_errors({200: WebhookSecretOut})
+)
+def webhook_secret(request: HttpRequest, slug: str, webhook_id: int) -> dict[str, Any]:
+    """A new signing secret (operators and above), shown once; the old one stops working."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    hook = webhooks.webhook_get(team=team, webhook_id=webhook_id)
+    hook, secret = webhooks.webhook_secret_regenerate(
+        webhook=hook, actor=principal(request).user, request=request
+    )
+    return _webhook_out(request, hook, show_url=True, secret=secret)
+
+
+@router.delete("/teams/{slug}/webhooks/{webhook_id}", response=with_errors({204: None}))
+def webhook_delete(request: HttpRequest, slug: str, webhook_id: int) -> Status:
+    """Delete a webhook: its URL answers 404; the runs it started stay in the history."""
+    team = _membership(request, slug, Role.OPERATOR).team
+    hook = webhooks.webhook_get(team=team, webhook_id=webhook_id)
+    webhooks.webhook_delete(webhook=hook, actor=principal(request).user, request=request)
     return Status(204, None)

@@ -76,3 +76,19 @@ def schedule_grace() -> timedelta:
 def schedule_tick_batch() -> int:
     """Due schedules one scheduler tick handles; the rest wait for the next tick."""
     return max(1, int(getattr(settings, "ACTIONS_SCHEDULE_TICK_BATCH", 200)))
+
+
+def webhook_body_max_bytes() -> int:
+    """The largest webhook body accepted; a larger one is refused with 413."""
+    return int(getattr(settings, "ACTIONS_WEBHOOK_BODY_MAX_BYTES", 256 * 1024))
+
+
+def webhook_replay_window() -> timedelta:
+    """How long an accepted delivery id is remembered (a repeat is refused with 409)."""
+    value = getattr(settings, "ACTIONS_WEBHOOK_REPLAY_WINDOW", timedelta(hours=24))
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def webhook_rate_limit() -> str:
+    """Deliveries per webhook, such as "60/m"; more are refused with 429."""
+    return str(getattr(settings, "ACTIONS_WEBHOOK_RATE_LIMIT", "60/m"))

@@ -513,3 +513,111 @@ class ScheduleForm(RunForm):
             self.mark_invalid()
             return
         super().add_service_error(exc)
+
+
+class WebhookForm(RunForm):
+    """A webhook: a name, whether deliveries must be signed, the run form's targets,
+    and for each parameter either a fixed value or a path in the delivery's body
+    ("ref", "head_commit.id") to take it from. Checked by the same service as a
+    manual run; a stored secret value is never put back into the page."""
+
+    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"autofocus": True}))
+    enabled = forms.BooleanField(required=False, initial=True, label="Enabled")
+    require_signature = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Require a signature (X-Hub-Signature-256)",
+        help_text="Deliveries must be signed with the webhook's secret, as GitHub signs them. "
+        "Without it, anyone who learns the URL can start runs.",
+    )
+
+    def __init__(self, *args: Any, action: Action, webhook: Any = None, **kwargs: Any) -> None:
+        self.webhook = webhook
+        if webhook is not None and not args and "data" not in kwargs:
+            initial = kwargs.setdefault("initial", {})
+            initial.update(
+                name=webhook.name,
+                enabled=webhook.enabled,
+                require_signature=webhook.require_signature,
+                servers=list(webhook.servers.all()),
+                tags=list(webhook.tags),
+            )
+            for spec in action.parameters:
+                name = spec["name"]
+                if name in webhook.params:
+                    initial[f"param_{name}"] = _field_text(webhook.params[name])
+                if name in webhook.mapping:
+                    initial[f"path_{name}"] = webhook.mapping[name]
+        super().__init__(*args, action=action, **kwargs)
+        stored = webhook.secret_param_values() if webhook is not None else {}
+        for spec in action.parameters:
+            name = spec["name"]
+            self.fields[f"path_{name}"] = forms.CharField(
+                required=False,
+                max_length=200,
+                label=f"or take {spec.get('label') or name} from the body at",
+                help_text="A field of the delivery's JSON, names joined by dots: "
+                "ref, head_commit.id. Leave empty to use the value above.",
+                widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+            )
+            if spec["kind"] != ParamKind.SECRET:
+                continue
+            # The action's stored default is not offered: a webhook runs with
+            # exactly the values given here or in the body.
+            self.keep_names.pop(name, None)
+            self.fields.pop(f"keep_{name}", None)
+            self.keep_is_default.discard(name)
+            if name in stored:
+                keep = f"keep_{name}"
+                self.keep_names[name] = keep
+                self.fields[keep] = forms.BooleanField(
+                    required=False,
+                    initial=True,
+                    label=f"Keep the value stored in this webhook for {spec.get('label') or name}",
+                    help_text="Used only while this field is empty; the value is never shown.",
+                )
+
+    def hook_rows(self) -> list[tuple[Any, Any, Any]]:
+        """(fixed value field, its "keep" box or None, body path field), in order."""
+        rows: list[tuple[Any, Any, Any]] = []
+        for spec in self.action.parameters:
+            name = spec["name"]
+            keep = self.keep_names.get(name)
+            rows.append((self[f"param_{name}"], self[keep] if keep else None, self[f"path_{name}"]))
+        return rows
+
+    def service_fields(self) -> dict[str, Any]:
+        fields = super().service_fields()
+        data = self.cleaned_data
+        mapping = {
+            spec["name"]: data[f"path_{spec['name']}"].strip()
+            for spec in self.action.parameters
+            if data.get(f"path_{spec['name']}", "").strip()
+        }
+        # An empty field of a parameter taken from the body is not a value; a filled
+        # one is sent, and the service refuses the pair with its own message.
+        values = {k: v for k, v in fields["values"].items() if k not in mapping or v != ""}
+        keep_secrets = [
+            name
+            for name, keep in self.keep_names.items()
+            if name not in mapping and data.get(keep) and not data.get(f"param_{name}")
+        ]
+        result: dict[str, Any] = {
+            "name": data["name"],
+            "enabled": data["enabled"],
+            "require_signature": data["require_signature"],
+            "server_ids": fields["server_ids"],
+            "tags": fields["tags"],
+            "values": values,
+            "mapping": mapping,
+        }
+        if self.webhook is not None:
+            result["keep_secrets"] = keep_secrets
+        return result
+
+    def add_service_error(self, exc: ServiceError) -> None:
+        if not isinstance(exc, params.InvalidValues) and exc.field in ("name", "mapping"):
+            self.add_error("name" if exc.field == "name" else None, exc.message)
+            self.mark_invalid()
+            return
+        super().add_service_error(exc)

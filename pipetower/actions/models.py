@@ -127,6 +127,7 @@ class Run(models.Model):
         API = "api", "API"
         RERUN = "rerun", "Re-run of failed targets"
         SCHEDULE = "schedule", "Schedule"
+        WEBHOOK = "webhook", "Webhook"
 
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="runs")
     action = models.ForeignKey(
@@ -157,6 +158,11 @@ class Run(models.Model):
         "Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     schedule_name = models.CharField(max_length=100, blank=True)
+    # Set when a webhook delivery started the run; the name is kept likewise.
+    webhook = models.ForeignKey(
+        "Webhook", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    webhook_name = models.CharField(max_length=100, blank=True)
     shard_count = models.PositiveIntegerField(default=1)
     # Bumped whenever one of the run's targets changes status, so live views
     # can ask "anything new since revision N?" with one indexed read.
@@ -193,6 +199,8 @@ class Run(models.Model):
         """What started the run, in words: "Scheduled: nightly backup", a person, "system"."""
         if self.trigger == self.Trigger.SCHEDULE:
             return f"Scheduled: {self.schedule_name}"
+        if self.trigger == self.Trigger.WEBHOOK:
+            return f"Webhook: {self.webhook_name}"
         return str(self.started_by) if self.started_by_id else "system"
 
     def masked_params(self) -> dict[str, Any]:
@@ -327,3 +335,73 @@ class Schedule(models.Model):
 
     def secret_param_values(self) -> dict[str, str]:
         return json.loads(self.secret_params) if self.secret_params else {}
+
+
+class Webhook(models.Model):
+    """Starts a run of an action when a JSON delivery arrives at `/hooks/<token>/`.
+
+    The run goes to the fixed targets with the fixed values, plus values taken
+    from the body at dotted paths (`mapping`: parameter name -> path), all
+    checked as a manual run's. With `require_signature` the body must carry an
+    HMAC-SHA256 signature made with `secret` (X-Hub-Signature-256).
+    """
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="webhooks")
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=100)
+    token = models.CharField(max_length=64, unique=True)
+    secret = EncryptedTextField(key_owner="team")
+    require_signature = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+    servers = models.ManyToManyField("servers.Server", blank=True, related_name="+")
+    tags = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    secret_params = EncryptedTextField(key_owner="team", blank=True)
+    mapping = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("action", "name"), name="unique_webhook_name_per_action"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def secret_param_values(self) -> dict[str, str]:
+        return json.loads(self.secret_params) if self.secret_params else {}
+
+
+class WebhookDelivery(models.Model):
+    """One request to a webhook's URL, accepted or refused: the hook's delivery log
+    and, for accepted ones, the delivery ids remembered against replays. Kept for
+    the replay window, then purged."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    # The delivery id header as sent (at most 100 characters kept).
+    delivery_id = models.CharField(max_length=100, blank=True)
+    # Set to the delivery id once a delivery is accepted: unique per hook, so a
+    # replay (even two at once) is refused.
+    accepted_id = models.CharField(max_length=100, null=True, blank=True)
+    status = models.PositiveSmallIntegerField()
+    message = models.CharField(max_length=300, blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-received_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("webhook", "accepted_id"), name="unique_webhook_delivery_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.delivery_id or self.pk} to {self.webhook_id} ({self.status})"

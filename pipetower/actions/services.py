@@ -32,6 +32,7 @@ from pipetower.actions.models import (
     RunTarget,
     Schedule,
     TargetStatus,
+    Webhook,
     run_status_from_targets,
 )
 from pipetower.audit.services import audit_record
@@ -447,6 +448,7 @@ def run_start(
     trigger: str = Run.Trigger.WEB,
     rerun_of: Run | None = None,
     schedule: Schedule | None = None,
+    webhook: Webhook | None = None,
     request: HttpRequest | None = None,
 ) -> Run:
     """Start `action` on exactly the chosen servers (ids and/or tags) with exactly
@@ -457,7 +459,8 @@ def run_start(
     `default_params` (True: every parameter not in `values`). Forms show the
     defaults pre-filled instead. The run stores the resolved servers and values.
     Its shards are queued for the workers once the transaction commits.
-    A schedule starts its runs with `actor=None` and itself as `schedule`.
+    A schedule starts its runs with `actor=None` and itself as `schedule`, a
+    webhook delivery with `actor=None` and the hook as `webhook`.
     """
     team = action.team
     _require_role(team=team, actor=actor, role=Role.OPERATOR, doing="run actions")
@@ -497,6 +500,8 @@ def run_start(
             rerun_of=rerun_of,
             schedule=schedule,
             schedule_name=schedule.name if schedule else "",
+            webhook=webhook,
+            webhook_name=webhook.name if webhook else "",
             shard_count=shard_count,
         )
         run.save()
@@ -518,6 +523,7 @@ def run_start(
                 "params": run.masked_params(),
                 "rerun_of": rerun_of.pk if rerun_of else None,
                 **({"schedule": schedule.name} if schedule else {}),
+                **({"webhook": webhook.name} if webhook else {}),
                 "default_targets": default_targets,
                 "defaults_used": use_defaults,
             },

@@ -35,3 +35,11 @@ def schedules_tick_task() -> int:
     from pipetower.actions import schedules
 
     return schedules.schedules_tick()
+
+
+@shared_task(name="pipetower.actions.tasks.webhook_deliveries_purge_task", ignore_result=True)
+def webhook_deliveries_purge_task() -> int:
+    """Periodic (scheduler): forget webhook deliveries older than the replay window."""
+    from pipetower.actions import webhooks
+
+    return webhooks.webhook_deliveries_purge()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipetower.actions import views
+from pipetower.actions import views, webhook_views
 
 app_name = "actions"
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:action_id>/delete/", views.action_delete, name="delete"),
     path("<int:action_id>/run/", views.action_run, name="run"),
     path("<int:action_id>/schedules/new/", views.schedule_create, name="schedule_create"),
+    path("<int:action_id>/webhooks/new/", webhook_views.webhook_create, name="webhook_create"),
 ]
 
 # Mounted at teams/<team_slug>/runs/ (config/urls.py), namespace "runs".
@@ -39,3 +40,19 @@ schedule_urlpatterns = [
     path("<int:schedule_id>/delete/", views.schedule_delete, name="delete"),
 ]
 schedule_urls = (schedule_urlpatterns, "schedules")
+
+# Mounted at teams/<team_slug>/webhooks/ (config/urls.py), namespace "webhooks".
+webhook_urlpatterns = [
+    path("", webhook_views.webhook_list, name="list"),
+    path("<int:webhook_id>/", webhook_views.webhook_detail, name="detail"),
+    path("<int:webhook_id>/edit/", webhook_views.webhook_edit, name="edit"),
+    path("<int:webhook_id>/secret/", webhook_views.webhook_secret, name="secret"),
+    path("<int:webhook_id>/delete/", webhook_views.webhook_delete, name="delete"),
+]
+webhook_urls = (webhook_urlpatterns, "webhooks")
+
+# Mounted at hooks/ (config/urls.py), namespace "hooks": deliveries, no session.
+hook_urlpatterns = [
+    path("<str:token>/", webhook_views.webhook_receive, name="receive"),
+]
+hook_urls = (hook_urlpatterns, "hooks")

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from pipetower.actions import cron, live, schedules, selectors, services
+from pipetower.actions import cron, live, schedules, selectors, services, webhooks
 from pipetower.actions.forms import (
     ActionForm,
     ParameterFormSet,
@@ -130,6 +130,7 @@ def action_detail(request: HttpRequest, action_id: int) -> HttpResponse:
             "recent_runs": recent,
             "default_servers": action.default_servers.order_by("name"),
             "schedules": _schedule_rows(schedules.schedules_for_team(team=team, action=action)),
+            "webhooks": webhooks.webhooks_for_team(team=team, action=action),
             "can_manage": _can(request, Role.ADMIN),
             "can_run": _can(request, Role.OPERATOR),
             "can_schedule": schedules.schedule_refusal(team=team, user=request.user) is None,
@@ -234,7 +235,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         )
     runs = selectors.runs_for_team(team=team, filters=filters).only(
         *("id", "rerun_of_id", "action_name", "status", "created_at", "finished_at"),
-        *("trigger", "schedule_name"),
+        *("trigger", "schedule_name", "webhook_name"),
         *("started_by__name", "started_by__email"),
     )
     page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))

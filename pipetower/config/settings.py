@@ -427,6 +427,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.actions.tasks.schedules_tick_task",
         "schedule": float(env_int("PIPETOWER_SCHEDULE_TICK_SECONDS", 15)),
     },
+    # Webhook deliveries older than the replay window are forgotten (docs/webhooks.md).
+    "purge-webhook-deliveries": {
+        "task": "pipetower.actions.tasks.webhook_deliveries_purge_task",
+        "schedule": timedelta(hours=1),
+    },
     "reap-lost-run-targets": {
         "task": "pipetower.actions.tasks.run_targets_reap_task",
         "schedule": 15.0,
@@ -574,6 +579,13 @@ ACTIONS_WORKER_LOST_AFTER = timedelta(seconds=env_int("PIPETOWER_WORKER_LOST_AFT
 # A schedule's time later than this when the scheduler reaches it counts as missed
 # (Pipetower was down): then at most one catch-up run starts, if the schedule asks.
 ACTIONS_SCHEDULE_GRACE_SECONDS = env_int("PIPETOWER_SCHEDULE_GRACE_SECONDS", 120)
+# Webhook triggers (docs/webhooks.md): the largest body, how long an accepted
+# delivery id is remembered against replays, and deliveries per hook.
+ACTIONS_WEBHOOK_BODY_MAX_BYTES = env_int("PIPETOWER_WEBHOOK_BODY_MAX_BYTES", 256 * 1024)
+ACTIONS_WEBHOOK_REPLAY_WINDOW = timedelta(hours=env_int("PIPETOWER_WEBHOOK_REPLAY_HOURS", 24))
+ACTIONS_WEBHOOK_RATE_LIMIT = _rate_setting(
+    "PIPETOWER_WEBHOOK_RATE_LIMIT", env_str("PIPETOWER_WEBHOOK_RATE_LIMIT", "60/m")
+)
 ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
 # Web processes of `pipetower web` and `pipetower serve` (0: one per CPU core).
 WEB_PROCESSES = env_int("PIPETOWER_WEB_PROCESSES", 0)

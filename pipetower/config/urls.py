@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from pipetower.accounts import security_views as accounts_security_views
-from pipetower.actions.urls import run_urls, schedule_urls
+from pipetower.actions.urls import hook_urls, run_urls, schedule_urls, webhook_urls
 from pipetower.api.api import api
 from pipetower.core import views as core_views
 
@@ -22,7 +22,9 @@ urlpatterns = [
     path("teams/<slug:team_slug>/actions/", include("pipetower.actions.urls")),
     path("teams/<slug:team_slug>/runs/", include(run_urls)),
     path("teams/<slug:team_slug>/schedules/", include(schedule_urls)),
+    path("teams/<slug:team_slug>/webhooks/", include(webhook_urls)),
     path("teams/<slug:team_slug>/support-access/", include("pipetower.privacy.support_urls")),
+    path("hooks/", include(hook_urls)),
     path("tokens/", include("pipetower.api.urls")),
     path("privacy/", include("pipetower.privacy.urls")),
     path("support/", include("pipetower.support.urls")),

@@ -157,6 +157,22 @@ def _seed() -> tuple[Any, dict[str, str]]:
     Run.objects.filter(pk=run.pk).update(
         trigger="schedule", schedule=schedule, schedule_name=LONG[:100]
     )
+    from pipetower.actions.models import Webhook, WebhookDelivery
+
+    webhook = Webhook.objects.create(
+        team=team,
+        action=action,
+        name=LONG[:100],
+        token="t" * 43,
+        secret="s" * 43,
+        params={"mode": LONG},
+        mapping={"w" * 40: "head_commit." + "p" * 150},
+    )
+    webhook.servers.add(server)
+    WebhookDelivery.objects.create(
+        webhook=webhook, delivery_id="d" * 100, status=422, message="m" * 300
+    )
+    WebhookDelivery.objects.create(webhook=webhook, delivery_id=UNICODE, status=202, run=run)
     token, _ = api_token_create(user=owner, name=LONG, scope="read")
     grant = SupportGrant.objects.create(
         team=team,
@@ -199,6 +215,7 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "run_id": str(run.pk),
         "target_id": str(target.pk),
         "schedule_id": str(schedule.pk),
+        "webhook_id": str(webhook.pk),
         "membership_id": str(membership.pk),
         "invitation_id": str(invitation.pk),
         "token_id": str(token.pk),

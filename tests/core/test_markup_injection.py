@@ -31,7 +31,15 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from pipetower.accounts.models import SignInEvent, User
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule
+from pipetower.actions.models import (
+    Action,
+    OutputChunk,
+    Run,
+    RunTarget,
+    Schedule,
+    Webhook,
+    WebhookDelivery,
+)
 from pipetower.analytics.models import ExperimentExposure, PageView
 from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
@@ -74,6 +82,8 @@ SKIPPED_FIELDS = {
     "mfa.Authenticator.data": "allauth's own structure (secrets, public keys)",
     "core.DataKey.master_key_id": "key bookkeeping, never shown",
     "actions.Action.secret_defaults": "encrypted",
+    "actions.Webhook.token": "a secret URL part, generated, never typed",
+    "actions.WebhookDelivery.accepted_id": "a copy of delivery_id for the replay check",
 }
 # Keys inside JSON fields that name a structure, not text.
 STRUCTURAL_JSON_KEYS = {"kind", "required"}
@@ -92,6 +102,10 @@ MUST_SHOW = {
     "actions.Run.schedule_name",
     "actions.Schedule.name",
     "actions.Schedule.last_message",
+    "actions.Webhook.name",
+    "actions.Webhook.mapping",
+    "actions.WebhookDelivery.delivery_id",
+    "actions.WebhookDelivery.message",
     "actions.RunTarget.server_name",
     "servers.Tag.name",
     "servers.Server.name",
@@ -273,6 +287,21 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         created_by=owner,
     )
     schedule.servers.add(server)
+    webhook = Webhook.objects.create(
+        team=team,
+        action=action,
+        name="On push",
+        token="t" * 43,
+        secret="s" * 43,
+        tags=["web"],
+        params={"mode": "fast"},
+        mapping={"version": "ref"},
+        created_by=owner,
+    )
+    webhook.servers.add(server)
+    WebhookDelivery.objects.create(
+        webhook=webhook, delivery_id="d-1", status=422, message="Parameter version is required."
+    )
     Run.objects.filter(pk=run.pk).update(
         trigger="schedule", schedule=schedule, schedule_name="Nightly"
     )
@@ -384,6 +413,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "run_id": run.pk,
         "target_id": target.pk,
         "schedule_id": schedule.pk,
+        "webhook_id": webhook.pk,
         "membership_id": other_membership.pk,
         "member_id": other_membership.pk,
         "invitation_id": invitation.pk,

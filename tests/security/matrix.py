@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule
+from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
 from pipetower.api.models import ApiToken
 from pipetower.servers.models import Server, TeamSshKey
 from pipetower.teams.models import Invitation, Membership, Team
@@ -42,6 +42,7 @@ def snapshot(seed: Seed) -> str:
         list(RunTarget.objects.filter(run__team=team).order_by("pk").values("pk", "status")),
         list(OutputChunk.objects.filter(run_target__run__team=team).values_list("pk", flat=True)),
         list(Schedule.objects.filter(team=team).order_by("pk").values()),
+        list(Webhook.objects.filter(team=team).order_by("pk").values()),
         list(
             Invitation.objects.filter(team=team)
             .order_by("pk")

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from pipetower.actions import schedules as action_schedules
 from pipetower.actions import services as action_services
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule
+from pipetower.actions import webhooks as action_webhooks
+from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.privacy.models import SupportGrant
@@ -37,6 +38,7 @@ MARKERS = (
     "zanzibar-owner",
     "zanzibar-token",
     "zanzibar-schedule",
+    "zanzibar-webhook",
 )
 SERVER_PASSWORD = "Zq-server-password-5b1c9e"
 SECRET_DEFAULT = "Zq-secret-default-77aa01"
@@ -55,6 +57,7 @@ class Seed:
     token: ApiToken
     grant: SupportGrant
     schedule: Schedule
+    webhook: Webhook
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,6 +77,7 @@ class Seed:
             "token_id": self.token.pk,
             "grant_id": self.grant.pk,
             "schedule_id": self.schedule.pk,
+            "webhook_id": self.webhook.pk,
         }
 
 
@@ -144,8 +148,22 @@ def seed() -> Seed:
         cron_expression="30 2 * * *",
         server_ids=[server.pk],
     )
+    webhook, _ = action_webhooks.webhook_create(
+        action=action, actor=owner, name="zanzibar-webhook", server_ids=[server.pk]
+    )
     result = Seed(
-        team, other_team, users, server, action, run, target, invitation, token, grant, schedule
+        team,
+        other_team,
+        users,
+        server,
+        action,
+        run,
+        target,
+        invitation,
+        token,
+        grant,
+        schedule,
+        webhook,
     )
     for name, user in users.items():
         result.tokens[name] = api_token_create(

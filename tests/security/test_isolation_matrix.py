@@ -78,6 +78,13 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "schedules:edit": ("operator", "operator"),
     "schedules:toggle": ("none", "operator"),
     "schedules:delete": ("operator", "operator"),
+    # Webhooks likewise; only those who manage them see a hook's URL.
+    "actions:webhook_create": ("operator", "operator"),
+    "webhooks:list": ("viewer", "admin"),
+    "webhooks:detail": ("viewer", "admin"),
+    "webhooks:edit": ("operator", "operator"),
+    "webhooks:secret": ("none", "operator"),
+    "webhooks:delete": ("operator", "operator"),
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
@@ -148,12 +155,23 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "GET /api/v1/teams/{slug}/schedules/{schedule_id}": ("viewer", None),
     "PATCH /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", {"enabled": False}),
     "DELETE /api/v1/teams/{slug}/schedules/{schedule_id}": ("operator", None),
+    "GET /api/v1/teams/{slug}/webhooks": ("viewer", None),
+    "POST /api/v1/teams/{slug}/actions/{action_id}/webhooks": (
+        "operator",
+        {"name": "other", "server_ids": []},
+    ),
+    "GET /api/v1/teams/{slug}/webhooks/{webhook_id}": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", {"enabled": False}),
+    "POST /api/v1/teams/{slug}/webhooks/{webhook_id}/secret": ("operator", None),
+    "DELETE /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
 }
 
 # Routes that take no parameter naming team A or one of its objects, with the
 # reason they are outside the matrix. Admin pages are covered by the support
-# access tests; allauth's own pages act only on the signed-in account.
+# access tests; allauth's own pages act only on the signed-in account. The webhook
+# receiver (hooks:receive) answers no session at all: its unguessable token, the
+# signature and the delivery id are what admit a delivery (tests/actions/test_webhooks.py).
 NOT_ABOUT_A_TEAM_OBJECT = {
     "prefixes": ("account_", "mfa_", "socialaccount_", "google_", "usersessions_", "<unnamed "),
     "pages": {
@@ -171,6 +189,7 @@ NOT_ABOUT_A_TEAM_OBJECT = {
         "privacy:transparency", "privacy:policy", "privacy:policy_version",
         "privacy:policy_acknowledge", "support:contact", "support:survey",
         "analytics:cookies", "analytics:consent", "analytics:blocked", "analytics:stats",
+        "hooks:receive",
     },
     "api": {
         "GET /api/v1/me", "PATCH /api/v1/me", "GET /api/v1/teams", "POST /api/v1/teams",

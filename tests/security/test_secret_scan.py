@@ -3,7 +3,8 @@
 The scenario stores every kind of secret Pipetower keeps: a generated team SSH
 key, an uploaded key and its passphrase, a server password, a secret action
 parameter (default and run value), a TOTP secret activated through the real
-pages and an API token. Then the committed database (the SQLite file with its
+pages, an API token and a webhook's secret (used by one accepted and one
+refused delivery). Then the committed database (the SQLite file with its
 WAL, or `pg_dump` on PostgreSQL), everything logged meanwhile and the broker's
 messages are searched for each planted secret.
 
@@ -26,6 +27,7 @@ from django.db import connection
 from django.test import Client
 
 from pipetower.actions import services as action_services
+from pipetower.actions import webhooks
 from pipetower.actions.models import ParamKind
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
@@ -179,6 +181,25 @@ def _scenario(client: Client) -> dict[str, str]:
     )
     secrets["secret parameter value"] = SECRET_RUN_VALUE
 
+    hook, hook_secret = webhooks.webhook_create(
+        action=action,
+        actor=owner,
+        name="on push",
+        server_ids=[password_server.pk],
+        values={"TOKEN": SECRET_RUN_VALUE},
+    )
+    secrets["webhook secret"] = hook_secret
+    body = b'{"ref": "main"}'
+    for delivery, key in (("scan-1", hook_secret), ("scan-2", "a-wrong-secret")):
+        answer = Client().post(
+            f"/hooks/{hook.token}/",
+            data=body,
+            content_type="application/json",
+            HTTP_X_HUB_SIGNATURE_256=webhooks.signature_for(key, body),
+            HTTP_X_GITHUB_DELIVERY=delivery,
+        )
+        assert answer.status_code == (202 if key == hook_secret else 401)
+
     _, raw_token = api_token_create(user=owner, name="ci", scope=ApiToken.Scope.WRITE)
     secrets["api token"] = raw_token
     # Use the token once, so its use is logged and recorded too.
@@ -219,4 +240,4 @@ def test_no_plaintext_secret_in_database_logs_or_broker(
         if secret.encode() in data
     ]
     assert not leaks, leaks
-    assert len(secrets) == 8
+    assert len(secrets) == 9
