@@ -34,6 +34,10 @@ PRODUCTION = ENVIRONMENT == "production"
 DATA_DIR = data_dir()
 PORT = env_int("PIPETOWER_PORT", 8000)
 BASE_URL = env_str("PIPETOWER_BASE_URL", f"http://localhost:{PORT}").rstrip("/")
+# Named in every denial and extension of a privacy request: where to complain (for
+# example the operator's supervisory authority and its address). Empty: the general
+# right to complain where the person lives or works is named alone.
+PRIVACY_COMPLAINT_ROUTE = env_str("PIPETOWER_PRIVACY_COMPLAINT_ROUTE", "")
 
 
 def _rate_setting(name: str, value: str) -> str:
@@ -444,6 +448,12 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-mail": {
         "task": "pipetower.privacy.tasks.mail_expired_purge_task",
         "schedule": timedelta(hours=6),
+    },
+    # Staff reminders at day 20 and 25 of a privacy request; unconfirmed ones purged
+    # (docs/privacy.md, "Your requests").
+    "privacy-requests-housekeeping": {
+        "task": "pipetower.privacy.tasks.data_subject_requests_housekeeping_task",
+        "schedule": timedelta(hours=1),
     },
     "purge-expired-exports": {
         "task": "pipetower.privacy.tasks.export_jobs_purge_task",

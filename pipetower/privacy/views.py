@@ -17,9 +17,9 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from pipetower.core.errors import ServiceError
 from pipetower.core.markdown import render_markdown
-from pipetower.privacy import policy, selectors, services
+from pipetower.privacy import policy, rights_requests, selectors, services
 from pipetower.privacy.consent import WORDING_VERSIONS, consent_set
-from pipetower.privacy.forms import DataSubjectRequestForm
+from pipetower.privacy.forms import DataSubjectRequestForm, PublicRequestForm, RequestCodeForm
 from pipetower.privacy.models import Channel, DataSubjectRequest, Purpose
 
 HISTORY_PER_PAGE = 20
@@ -150,6 +150,62 @@ def requests_page(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     return render(request, "privacy/requests.html", {"form": form, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def request_file(request: HttpRequest) -> HttpResponse:
+    """A request from anyone, with or without an account: confirmed by an emailed code."""
+    if request.user.is_authenticated:
+        return redirect("privacy:requests")
+    if request.method == "POST":
+        form = PublicRequestForm(request.POST)
+        if form.is_valid():
+            try:
+                dsr = rights_requests.data_subject_request_file(
+                    email=form.cleaned_data["email"],
+                    kind=form.cleaned_data["kind"],
+                    details=form.cleaned_data["details"],
+                    request=request,
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                token = rights_requests.data_subject_request_pending_token(dsr=dsr)
+                return redirect("privacy:request_confirm", token=token)
+        status = 400
+    else:
+        kind = request.GET.get("kind", "")
+        form = PublicRequestForm(
+            initial={"kind": kind if kind in DataSubjectRequest.Kind.values else ""}
+        )
+        status = 200
+    return render(request, "privacy/request_file.html", {"form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def request_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        dsr = rights_requests.data_subject_request_pending_get(token=token)
+    except ServiceError as exc:
+        return render(
+            request, "privacy/link_error.html", {"message": exc.message}, status=exc.status
+        )
+    form = RequestCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and dsr.status == DataSubjectRequest.Status.UNCONFIRMED:
+        status = 400
+        if form.is_valid():
+            try:
+                dsr = rights_requests.data_subject_request_confirm(
+                    dsr=dsr, code=form.cleaned_data["code"], request=request
+                )
+            except ServiceError as exc:
+                form.add_error("code", exc.message)
+                status = exc.status
+            else:
+                status = 200
+    context = {"form": form, "dsr": dsr, "email": dsr.email}
+    return render(request, "privacy/request_confirm.html", context, status=status)
 
 
 @csrf_exempt  # mail clients post here for one-click unsubscribe (RFC 8058); the token is the proof
