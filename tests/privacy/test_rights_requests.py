@@ -431,3 +431,15 @@ def test_a_self_service_deletion_is_recorded_as_a_fulfilled_request() -> None:
     account_deletion_request(user=person)
     row = DataSubjectRequest.objects.get(user=person)
     assert (row.kind, row.status, row.source) == ("deletion", "done", "self_service")
+
+
+def test_the_public_privacy_page_links_the_request_form_for_people_without_an_account(
+    client: Client,
+) -> None:
+    assert 'href="/privacy/requests/new/"' in client.get("/privacy/").content.decode()
+
+
+def test_a_signed_in_person_is_sent_to_their_own_requests_page(client: Client) -> None:
+    client.force_login(UserFactory())
+    response = client.get("/privacy/requests/new/")
+    assert (response.status_code, response["Location"]) == (302, "/privacy/requests/")
