@@ -30,7 +30,9 @@ def test_a_visitor_files_a_request_confirms_it_and_is_told_of_the_extension(
     page.get_by_role("link", name="Make a request with your email address").click()
     page.get_by_label("Your email address").fill(VISITOR)
     page.get_by_label("What is your request about?").select_option("access")
-    page.get_by_role("textbox", name="Your request").fill("Please send me everything you hold about me.")
+    page.get_by_role("textbox", name="Your request").fill(
+        "Please send me everything you hold about me."
+    )
     page.get_by_role("button", name="Send and email me a code").click()
     expect(page.get_by_text(f"We sent a code to {VISITOR}")).to_be_visible()
 
