@@ -595,6 +595,10 @@ if WEB_PROCESSES < 0:
 API_RATE_LIMIT = _rate_setting(
     "PIPETOWER_API_RATE_LIMIT", env_str("PIPETOWER_API_RATE_LIMIT", "600/m")
 )
+# Privacy requests filed without an account, per client address (each one mails a code).
+PRIVACY_REQUEST_RATE_LIMIT = _rate_setting(
+    "PIPETOWER_PRIVACY_REQUEST_RATE_LIMIT", env_str("PIPETOWER_PRIVACY_REQUEST_RATE_LIMIT", "5/h")
+)
 # Subscriptions to the subprocessor list per client address (each one mails a link).
 SUBSCRIBE_RATE_LIMIT = _rate_setting(
     "PIPETOWER_SUBSCRIBE_RATE_LIMIT", env_str("PIPETOWER_SUBSCRIBE_RATE_LIMIT", "5/h")

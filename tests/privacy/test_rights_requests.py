@@ -443,3 +443,17 @@ def test_a_signed_in_person_is_sent_to_their_own_requests_page(client: Client) -
     client.force_login(UserFactory())
     response = client.get("/privacy/requests/new/")
     assert (response.status_code, response["Location"]) == (302, "/privacy/requests/")
+
+
+def test_filing_without_an_account_is_limited_per_network(client: Client, settings) -> None:
+    settings.PRIVACY_REQUEST_RATE_LIMIT = "2/h"
+    form = {"email": VISITOR, "kind": "access", "details": DETAILS}
+    for _ in range(2):
+        assert client.post("/privacy/requests/new/", form).status_code == 302
+    response = client.post("/privacy/requests/new/", form)
+    assert response.status_code == 429
+    assert "Too many requests from your network. Try again in 60 minutes" in (
+        response.content.decode()
+    )
+    assert 3500 < int(response["Retry-After"]) <= 3600
+    assert DataSubjectRequest.objects.count() == 2
