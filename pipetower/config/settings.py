@@ -34,6 +34,10 @@ PRODUCTION = ENVIRONMENT == "production"
 DATA_DIR = data_dir()
 PORT = env_int("PIPETOWER_PORT", 8000)
 BASE_URL = env_str("PIPETOWER_BASE_URL", f"http://localhost:{PORT}").rstrip("/")
+# Named in every denial and extension of a privacy request: where to complain (for
+# example the operator's supervisory authority and its address). Empty: the general
+# right to complain where the person lives or works is named alone.
+PRIVACY_COMPLAINT_ROUTE = env_str("PIPETOWER_PRIVACY_COMPLAINT_ROUTE", "")
 
 
 def _rate_setting(name: str, value: str) -> str:
@@ -450,6 +454,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.privacy.tasks.mail_expired_purge_task",
         "schedule": timedelta(hours=6),
     },
+    # Staff reminders at day 20 and 25 of a privacy request; unconfirmed ones purged
+    # (docs/privacy.md, "Your requests").
+    "privacy-requests-housekeeping": {
+        "task": "pipetower.privacy.tasks.data_subject_requests_housekeeping_task",
+        "schedule": timedelta(hours=1),
+    },
     "purge-expired-exports": {
         "task": "pipetower.privacy.tasks.export_jobs_purge_task",
         "schedule": timedelta(hours=6),
@@ -596,6 +606,10 @@ if WEB_PROCESSES < 0:
 # API requests per person, counted atomically (pipetower/core/ratelimit.py).
 API_RATE_LIMIT = _rate_setting(
     "PIPETOWER_API_RATE_LIMIT", env_str("PIPETOWER_API_RATE_LIMIT", "600/m")
+)
+# Privacy requests filed without an account, per client address (each one mails a code).
+PRIVACY_REQUEST_RATE_LIMIT = _rate_setting(
+    "PIPETOWER_PRIVACY_REQUEST_RATE_LIMIT", env_str("PIPETOWER_PRIVACY_REQUEST_RATE_LIMIT", "5/h")
 )
 # Subscriptions to the subprocessor list per client address (each one mails a link).
 SUBSCRIBE_RATE_LIMIT = _rate_setting(

@@ -6,17 +6,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
 from pipetower.core.errors import ServiceError
 from pipetower.core.outbox import outbox_pending
-from pipetower.privacy import legal_requests, subprocessors
+from pipetower.privacy import legal_requests, rights_requests, subprocessors
 from pipetower.privacy.models import (
     ConsentEvent,
     DataSubjectRequest,
     LegalRequest,
     PolicyVersion,
     ProcessingRestriction,
+    Purpose,
     StaffAccess,
     Subprocessor,
     SubprocessorChange,
@@ -29,17 +29,39 @@ from pipetower.privacy.policy import (
     policy_version_publish,
     policy_versions_for_staff,
 )
-from pipetower.privacy.services import data_subject_request_answer
 from pipetower.privacy.staff_admin import TeamContentAdmin
 
 
-class DataSubjectRequestAnswerForm(forms.ModelForm):
-    """Answering a request goes through `data_subject_request_answer`, like
-    everywhere else: its refusals show on the form, and it writes the audit row."""
+class DataSubjectRequestStepForm(forms.ModelForm):
+    """The staff queue's one form: each step calls its service in
+    `privacy.rights_requests` (start, extend, answer, deny, switch purposes off).
+    Its refusals show on the form, and it writes the audit rows."""
+
+    STEPS = (
+        ("", "Choose…"),
+        ("start", "Start working on it"),
+        ("extend", "Extend the deadline once (the text is the reason the person reads)"),
+        ("done", "Answer: done (the text is the answer the person reads)"),
+        ("rejected", "Deny (the text is the reason; the complaint route is added)"),
+        ("objection", "Objection: switch off the purposes ticked below, and answer"),
+    )
+    step = forms.ChoiceField(choices=STEPS, error_messages={"required": "Choose a step."})
+    text = forms.CharField(
+        label="Text for the person",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=5000,
+    )
+    purposes = forms.MultipleChoiceField(
+        choices=Purpose.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For an objection only.",
+    )
 
     class Meta:
         model = DataSubjectRequest
-        fields = ("status", "answer")
+        fields = ()
 
     request: HttpRequest | None = None
 
@@ -47,32 +69,107 @@ class DataSubjectRequestAnswerForm(forms.ModelForm):
         data = super().clean() or {}
         if self.errors or self.request is None:
             return data
+        staff: Any = self.request.user
+        dsr = DataSubjectRequest.objects.get(pk=self.instance.pk)
+        step, text = data.get("step", ""), data.get("text", "")
         try:
-            data_subject_request_answer(
-                staff=self.request.user,  # type: ignore[arg-type]
-                dsr=DataSubjectRequest.objects.get(pk=self.instance.pk),
-                status=data.get("status", ""),
-                answer=data.get("answer", ""),
-            )
+            if step == "start":
+                rights_requests.data_subject_request_start(staff=staff, dsr=dsr)
+            elif step == "extend":
+                rights_requests.data_subject_request_extend(staff=staff, dsr=dsr, reason=text)
+            elif step == "objection":
+                rights_requests.data_subject_request_objection_fulfil(
+                    staff=staff, dsr=dsr, purposes=data.get("purposes", [])
+                )
+            else:
+                rights_requests.data_subject_request_answer(
+                    staff=staff, dsr=dsr, status=step, answer=text
+                )
         except ServiceError as exc:
-            field = exc.field if exc.field in self.fields else None
-            self.add_error(field, exc.message)
+            field = {"answer": "text", "reason": "text"}.get(exc.field or "", exc.field)
+            self.add_error(field if field in self.fields else None, exc.message)
         return data
 
 
 @admin.register(DataSubjectRequest)
 class DataSubjectRequestAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "user", "status", "created_at", "due_at", "overdue")
-    list_filter = ("status", "kind")
+    """The staff queue of privacy requests, oldest deadline first, with days left."""
+
+    list_display = (
+        "id",
+        "kind",
+        "requester",
+        "status",
+        "received_at",
+        "due_at",
+        "days_left",
+        "overdue",
+        "extended",
+    )
+    list_filter = ("status", "kind", "source")
     ordering = ("due_at",)
-    search_fields = ("user__email",)
-    form = DataSubjectRequestAnswerForm
-    readonly_fields = ("user", "kind", "details", "created_at", "due_at", "answered_at")
-    fields = ("user", "kind", "details", "created_at", "due_at", "status", "answer", "answered_at")
+    search_fields = ("user__email", "email")
+    form = DataSubjectRequestStepForm
+    actions = ("start_selected",)
+    readonly_fields = (
+        "requester",
+        "kind",
+        "details",
+        "source",
+        "status",
+        "created_at",
+        "received_at",
+        "due_at",
+        "days_left",
+        "overdue",
+        "extended_at",
+        "extension_reason",
+        "answer",
+        "answered_at",
+    )
+    fields = (*readonly_fields, "step", "text", "purposes")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Unconfirmed requests are not received yet: nothing for staff to do.
+        return (
+            super()
+            .get_queryset(request)
+            .exclude(status=DataSubjectRequest.Status.UNCONFIRMED)
+            .select_related("user")
+        )
+
+    @admin.display(description="From")
+    def requester(self, obj: DataSubjectRequest) -> str:
+        return obj.reply_to + ("" if obj.user_id else " (no account)")
+
+    @admin.display(description="Days left")
+    def days_left(self, obj: DataSubjectRequest) -> str:
+        left = obj.days_left
+        return "—" if left is None else str(left)
 
     @admin.display(boolean=True, description="Overdue")
     def overdue(self, obj: DataSubjectRequest) -> bool:
-        return obj.is_open and obj.due_at < timezone.now()
+        return obj.is_overdue
+
+    @admin.display(boolean=True, description="Extended")
+    def extended(self, obj: DataSubjectRequest) -> bool:
+        return obj.extended_at is not None
+
+    @admin.action(description="Start working on the selected requests")
+    def start_selected(self, request: HttpRequest, queryset: Any) -> None:
+        started = 0
+        for dsr in queryset:
+            try:
+                rights_requests.data_subject_request_start(
+                    staff=request.user,  # type: ignore[arg-type]
+                    dsr=dsr,
+                )
+            except ServiceError as exc:
+                self.message_user(request, f"Request {dsr.pk}: {exc.message}", messages.WARNING)
+            else:
+                started += 1
+        if started:
+            self.message_user(request, f"Started {started} request(s).", messages.SUCCESS)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -96,7 +193,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        pass  # the service saved it while the form was checked (DataSubjectRequestAnswerForm)
+        pass  # the service saved it while the form was checked (DataSubjectRequestStepForm)
 
 
 @admin.register(ConsentEvent)

@@ -20,7 +20,13 @@ from django.http import HttpRequest
 
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import ServiceError
-from pipetower.privacy.models import Channel, ConsentEvent, ProcessingRestriction, Purpose
+from pipetower.privacy.models import (
+    Channel,
+    ConsentEvent,
+    DataSubjectRequest,
+    ProcessingRestriction,
+    Purpose,
+)
 
 if TYPE_CHECKING:
     from pipetower.accounts.models import User
@@ -99,6 +105,20 @@ def consent_set(
                 request=request,
                 data={"purpose": purpose_enum.value, "channel": channel_enum.value},
             )
+            if channel_enum != Channel.STAFF:  # staff act on a request already recorded
+                from pipetower.privacy.rights_requests import (
+                    data_subject_request_record_fulfilled,
+                )
+
+                data_subject_request_record_fulfilled(
+                    user=user,
+                    kind=DataSubjectRequest.Kind.CONSENT,
+                    details=(
+                        f"{'Agreed to' if granted else 'Withdrew agreement to'}: "
+                        f"{purpose_enum.label} ({channel_enum.label})."
+                    ),
+                    request=request,
+                )
     return event
 
 

@@ -823,6 +823,25 @@ DATA_MAP: list[ModelDecl] = [
                 WHILE_ACCOUNT,
                 erasure="cascade",
             ),
+            "email": FieldDecl(
+                "user.contact.email",
+                "Answering a request from someone without an account, at the address they "
+                "gave and confirmed with a code",
+                LEGAL,
+                "deleted after 2 days when never confirmed; otherwise kept as the record of "
+                "the request",
+                erasure="cascade",
+            ),
+            "extension_reason": FieldDecl(
+                "user.content",
+                "Telling you why we needed more time to answer",
+                LEGAL,
+                WHILE_ACCOUNT,
+                erasure="cascade",
+            ),
+        },
+        not_personal={
+            "code_hash": "a keyed hash of the emailed confirmation code, erased on confirmation",
         },
     ),
     ModelDecl(

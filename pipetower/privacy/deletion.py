@@ -47,8 +47,9 @@ from pipetower.core.errors import Conflict
 from pipetower.privacy.datamap import DATA_MAP
 from pipetower.privacy.export import export_files_delete
 from pipetower.privacy.holds import held_models
-from pipetower.privacy.models import AccountDeletion, DeletionReport
+from pipetower.privacy.models import AccountDeletion, DataSubjectRequest, DeletionReport
 from pipetower.privacy.retention import mail_purge_for
+from pipetower.privacy.rights_requests import data_subject_request_record_fulfilled
 from pipetower.teams.models import Invitation, Membership, Role, Team
 
 ERASED = "deleted account"
@@ -115,6 +116,12 @@ def account_deletion_request(
             scheduled_for=now + timedelta(days=settings.DELETION_GRACE_DAYS),
         )
         audit_record(actor=user, verb="privacy.deletion_requested", target=user, request=request)
+        data_subject_request_record_fulfilled(
+            user=user,
+            kind=DataSubjectRequest.Kind.DELETION,
+            details="Deletion of my account, scheduled from the privacy center.",
+            request=request,
+        )
         signed_out = user_signed_out_everywhere(user=user)
         if any(signed_out.values()):
             audit_record(

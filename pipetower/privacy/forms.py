@@ -61,3 +61,37 @@ class SupportGrantForm(forms.Form):
             "max_length": "Keep the reason under 300 characters; a ticket reference is enough.",
         },
     )
+
+
+class PublicRequestForm(DataSubjectRequestForm):
+    """A request from someone who is not signed in: the address to answer comes first."""
+
+    email = forms.EmailField(
+        label="Your email address",
+        max_length=254,
+        help_text="We email a code to this address to confirm it is yours, and answer there.",
+        error_messages={
+            "required": "Enter the email address we should answer.",
+            "invalid": "Enter a valid email address, such as name@example.com.",
+        },
+    )
+    field_order = ("email", "kind", "details")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].widget.attrs.pop("autofocus", None)
+        self.fields["email"].widget.attrs.update({"autofocus": True, "autocomplete": "email"})
+
+
+class RequestCodeForm(forms.Form):
+    code = forms.CharField(
+        label="Code from the email",
+        max_length=12,
+        error_messages={"required": "Type the code from the email we sent you."},
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["code"].widget.attrs.update(
+            {"autofocus": True, "autocomplete": "one-time-code", "inputmode": "numeric"}
+        )

@@ -8,6 +8,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 ANSWER_WITHIN_DAYS = 30
+# One extension, at most, by up to two further months (told to the person, with the reason).
+EXTENSION_DAYS = 60
 
 
 class Purpose(models.TextChoices):
@@ -97,7 +99,10 @@ class ProcessingRestriction(models.Model):
 
 
 class DataSubjectRequest(models.Model):
-    """A request a person makes about their data; Pipetower answers within 30 days."""
+    """A request a person makes about their data; Pipetower answers within 30 days
+    of receiving it (`privacy.rights_requests`). People without an account file one
+    with their email address, which counts as received once they confirm it with
+    the code emailed to them."""
 
     class Kind(models.TextChoices):
         ACCESS = "access", "Access: a copy of my data"
@@ -106,42 +111,84 @@ class DataSubjectRequest(models.Model):
         RESTRICTION = "restriction", "Restriction of processing"
         OBJECTION = "objection", "Objection to processing"
         PORTABILITY = "portability", "Portability: my data in a reusable format"
+        CONSENT = "consent", "A change to what I agreed to"
         COMPLAINT = "complaint", "Complaint"
 
     class Status(models.TextChoices):
+        UNCONFIRMED = "unconfirmed", "Waiting for the emailed code"
         OPEN = "open", "Received"
         IN_PROGRESS = "in_progress", "Being worked on"
         DONE = "done", "Answered"
-        REJECTED = "rejected", "Declined, with reasons"
+        REJECTED = "rejected", "Denied, with reasons"
+
+    class Source(models.TextChoices):
+        FORM = "form", "Written request"
+        SELF_SERVICE = "self_service", "Done by the person in their privacy center"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="data_subject_requests",
+        null=True,
+        blank=True,
     )
+    # The address of a person without an account (an account holder's requests
+    # are answered at their account's address and leave this empty).
+    email = models.EmailField(blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     details = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.FORM)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     answer = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    due_at = models.DateTimeField()
+    received_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    # The emailed confirmation code, hashed (a keyed hash: never the code itself).
+    code_hash = models.CharField(max_length=128, blank=True)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    code_attempts = models.PositiveSmallIntegerField(default=0)
+    extended_at = models.DateTimeField(null=True, blank=True)
+    extension_reason = models.TextField(blank=True)
+    reminded_day20_at = models.DateTimeField(null=True, blank=True)
+    reminded_day25_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = [models.Index(fields=("status", "due_at"), name="dsr_open_by_due")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} request {self.pk} from {self.user_id}"
+        return f"{self.get_kind_display()} request {self.pk}"
 
     def save(self, *args: object, **kwargs: object) -> None:
-        if self.due_at is None:
-            self.due_at = (self.created_at or timezone.now()) + timedelta(days=ANSWER_WITHIN_DAYS)
+        if self.status != self.Status.UNCONFIRMED:
+            if self.received_at is None:
+                self.received_at = self.created_at or timezone.now()
+            if self.due_at is None:
+                self.due_at = self.received_at + timedelta(days=ANSWER_WITHIN_DAYS)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def is_open(self) -> bool:
         return self.status in (self.Status.OPEN, self.Status.IN_PROGRESS)
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_open and self.due_at is not None and self.due_at < timezone.now()
+
+    @property
+    def days_left(self) -> int | None:
+        """Whole days until the answer is due (negative once overdue); None when
+        the request is not waiting for an answer."""
+        if not self.is_open or self.due_at is None:
+            return None
+        seconds = (self.due_at - timezone.now()).total_seconds()
+        return int(seconds // 86400)
+
+    @property
+    def reply_to(self) -> str:
+        """Where answers and notices about this request go."""
+        return self.user.email if self.user_id is not None else self.email  # type: ignore[union-attr]
 
 
 # =============================================================================

@@ -8,6 +8,7 @@ from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -15,8 +16,8 @@ from django.views.decorators.http import require_http_methods
 
 from pipetower.accounts.mfa import has_two_factor, two_factor_code_refusal
 from pipetower.core.errors import ServiceError
-from pipetower.privacy import deletion, export
-from pipetower.privacy.models import ExportJob
+from pipetower.privacy import deletion, export, rights_requests
+from pipetower.privacy.models import DataSubjectRequest, ExportJob
 
 EXPORTS_SHOWN = 10
 
@@ -28,7 +29,14 @@ def export_page(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     if request.method == "POST":
         try:
-            export.export_request(user=user, request=request)
+            with transaction.atomic():
+                export.export_request(user=user, request=request)
+                rights_requests.data_subject_request_record_fulfilled(
+                    user=user,
+                    kind=DataSubjectRequest.Kind.ACCESS,
+                    details="A copy of my data, exported from the privacy center.",
+                    request=request,
+                )
             messages.success(request, "Your export is being built. This page shows its progress.")
         except ServiceError as exc:
             messages.error(request, exc.message)

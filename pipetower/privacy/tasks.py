@@ -43,6 +43,20 @@ def mail_expired_purge_task() -> int:
     return mail_expired_purge()
 
 
+@shared_task(
+    name="pipetower.privacy.tasks.data_subject_requests_housekeeping_task", ignore_result=True
+)
+def data_subject_requests_housekeeping_task() -> int:
+    """Run by the scheduler: remind staff of requests at day 20 and 25 (once each)
+    and delete visitors' requests never confirmed."""
+    from pipetower.privacy.rights_requests import (
+        data_subject_requests_remind,
+        data_subject_requests_unconfirmed_purge,
+    )
+
+    return data_subject_requests_remind() + data_subject_requests_unconfirmed_purge()
+
+
 # =============================================================================
 # Support access (support_access.py)
 # =============================================================================

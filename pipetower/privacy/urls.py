@@ -17,6 +17,8 @@ urlpatterns = [
     path("center/restrict/lift/", views.restriction_lift_request, name="restriction_lift_request"),
     path("restriction/lift/<str:token>/", views.restriction_lift, name="restriction_lift"),
     path("requests/", views.requests_page, name="requests"),
+    path("requests/new/", views.request_file, name="request_file"),
+    path("requests/confirm/<str:token>/", views.request_confirm, name="request_confirm"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("subprocessors/", register_views.subprocessors_page, name="subprocessors"),
     path(

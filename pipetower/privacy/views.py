@@ -4,8 +4,10 @@ goes through one service."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,12 +19,14 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from pipetower.core.errors import ServiceError
 from pipetower.core.markdown import render_markdown
-from pipetower.privacy import policy, selectors, services
+from pipetower.core.ratelimit import FailureLimit
+from pipetower.privacy import policy, rights_requests, selectors, services
 from pipetower.privacy.consent import WORDING_VERSIONS, consent_set
-from pipetower.privacy.forms import DataSubjectRequestForm
+from pipetower.privacy.forms import DataSubjectRequestForm, PublicRequestForm, RequestCodeForm
 from pipetower.privacy.models import Channel, DataSubjectRequest, Purpose
 
 HISTORY_PER_PAGE = 20
+REQUEST_LIMIT = FailureLimit("privacy_request", lambda: settings.PRIVACY_REQUEST_RATE_LIMIT)
 REQUESTS_PER_PAGE = 20
 VERSIONS_PER_PAGE = 20
 
@@ -150,6 +154,76 @@ def requests_page(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     return render(request, "privacy/requests.html", {"form": form, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def request_file(request: HttpRequest) -> HttpResponse:
+    """A request from anyone, with or without an account: confirmed by an emailed code."""
+    if request.user.is_authenticated:
+        return redirect("privacy:requests")
+    wait = 0
+    if request.method == "POST":
+        form = PublicRequestForm(request.POST)
+        wait = REQUEST_LIMIT.wait(request)
+        if wait:
+            minutes = math.ceil(wait / 60)
+            form.add_error(
+                None,
+                "Too many requests from your network. Try again in "
+                f"{minutes} minute{'s' if minutes != 1 else ''}, or write to us from the "
+                "contact page.",
+            )
+        elif form.is_valid():
+            REQUEST_LIMIT.hit(request)
+            try:
+                dsr = rights_requests.data_subject_request_file(
+                    email=form.cleaned_data["email"],
+                    kind=form.cleaned_data["kind"],
+                    details=form.cleaned_data["details"],
+                    request=request,
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                token = rights_requests.data_subject_request_pending_token(dsr=dsr)
+                return redirect("privacy:request_confirm", token=token)
+        status = 429 if wait else 400
+    else:
+        kind = request.GET.get("kind", "")
+        form = PublicRequestForm(
+            initial={"kind": kind if kind in DataSubjectRequest.Kind.values else ""}
+        )
+        status = 200
+    response = render(request, "privacy/request_file.html", {"form": form}, status=status)
+    if wait:
+        response["Retry-After"] = str(wait)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def request_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        dsr = rights_requests.data_subject_request_pending_get(token=token)
+    except ServiceError as exc:
+        return render(
+            request, "privacy/link_error.html", {"message": exc.message}, status=exc.status
+        )
+    form = RequestCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and dsr.status == DataSubjectRequest.Status.UNCONFIRMED:
+        status = 400
+        if form.is_valid():
+            try:
+                dsr = rights_requests.data_subject_request_confirm(
+                    dsr=dsr, code=form.cleaned_data["code"], request=request
+                )
+            except ServiceError as exc:
+                form.add_error("code", exc.message)
+                status = exc.status
+            else:
+                status = 200
+    context = {"form": form, "dsr": dsr, "email": dsr.email}
+    return render(request, "privacy/request_confirm.html", context, status=status)
 
 
 @csrf_exempt  # mail clients post here for one-click unsubscribe (RFC 8058); the token is the proof

@@ -23,7 +23,7 @@ from pipetower.actions import services as action_services
 from pipetower.actions.models import OutputChunk, Run, RunTarget
 from pipetower.api.services import api_token_create
 from pipetower.privacy import legal_requests, subprocessors
-from pipetower.privacy.models import PolicyVersion, SupportGrant
+from pipetower.privacy.models import DataSubjectRequest, PolicyVersion, SupportGrant
 from pipetower.servers import services as server_services
 from pipetower.servers.keys import public_line_of
 from pipetower.servers.models import Server
@@ -198,6 +198,15 @@ def _seed() -> tuple[Any, dict[str, str]]:
         disclosed=False,
         reason=UNICODE,
         customer_notified=False,
+    )
+    # A privacy request, extended with a long reason, on the owner's requests page.
+    DataSubjectRequest.objects.create(
+        user=owner,
+        kind="objection",
+        details=LONG,
+        answer=f"{UNICODE} {LONG}",
+        extended_at=timezone.now(),
+        extension_reason=f"{LONG} {UNICODE}",
     )
     # A significant version the owner has not acknowledged: its banner is on every page.
     for number in (1, 2):

@@ -347,7 +347,16 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         user=owner, purpose="newsletter", granted=True, channel="web", wording_version="v1"
     )
     DataSubjectRequest.objects.create(
-        user=owner, kind="correction", details="Fix my name", due_at=now, answer="Done"
+        user=owner,
+        kind="correction",
+        details="Fix my name",
+        due_at=now,
+        answer="Done",
+        extended_at=now,
+        extension_reason="More time",
+    )
+    DataSubjectRequest.objects.create(
+        email="visitor@example.org", kind="objection", details="Stop it", status="open"
     )
     job = ExportJob(user=owner, status="failed", error="Disk full")
     job.file.save("export.zip", ContentFile(b"PK"), save=False)

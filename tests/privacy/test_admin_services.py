@@ -36,7 +36,7 @@ def dsr() -> DataSubjectRequest:
 def test_answering_a_request_in_the_admin_goes_through_the_service(staff_client, staff, dsr):
     response = staff_client.post(
         f"/admin/privacy/datasubjectrequest/{dsr.pk}/change/",
-        {"status": "done", "answer": "Your export is attached."},
+        {"step": "done", "text": "Your export is attached."},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     dsr.refresh_from_db()
@@ -49,7 +49,7 @@ def test_answering_a_request_in_the_admin_goes_through_the_service(staff_client,
 def test_the_services_refusal_shows_on_the_admin_form_and_nothing_changes(staff_client, dsr):
     response = staff_client.post(
         f"/admin/privacy/datasubjectrequest/{dsr.pk}/change/",
-        {"status": "done", "answer": "   "},
+        {"step": "done", "text": "   "},
     )
     assert response.status_code == 200
     assert "Write the answer the person will read." in response.content.decode()
@@ -61,11 +61,11 @@ def test_the_services_refusal_shows_on_the_admin_form_and_nothing_changes(staff_
 def test_an_answered_request_is_not_changed_again_or_deleted(staff_client, dsr):
     staff_client.post(
         f"/admin/privacy/datasubjectrequest/{dsr.pk}/change/",
-        {"status": "done", "answer": "Done."},
+        {"step": "done", "text": "Done."},
     )
     again = staff_client.post(
         f"/admin/privacy/datasubjectrequest/{dsr.pk}/change/",
-        {"status": "rejected", "answer": "Changed my mind."},
+        {"step": "rejected", "text": "Changed my mind."},
     )
     assert again.status_code == 403
     assert (

@@ -295,7 +295,7 @@ MAY_WRITE = {
     "socialaccount.SocialApp": "the operator's Google sign-in configuration",
     "support.Newsletter": "text Pipetower writes for subscribers",
     "support.Survey": "questions Pipetower writes",
-    "privacy.DataSubjectRequest": "answered through data_subject_request_answer",
+    "privacy.DataSubjectRequest": "steps through privacy.rights_requests (start, extend, answer)",
     "privacy.PolicyVersion": "add only, through policy_version_publish; never changed or deleted",
     "api.ApiToken": "every field read only; revoking goes through api_token_revoke",
     "privacy.Subprocessor": "the public list, saved through subprocessor_add/_change/_remove",

@@ -183,6 +183,7 @@ NOT_ABOUT_A_TEAM_OBJECT = {
         "privacy:what_we_collect", "privacy:center", "privacy:consent_change",
         "privacy:restriction_start", "privacy:restriction_lift_request",
         "privacy:restriction_lift", "privacy:requests", "privacy:unsubscribe",
+        "privacy:request_file", "privacy:request_confirm",
         "privacy:export", "privacy:export_download", "privacy:deletion",
         "privacy:deletion_scheduled", "privacy:subprocessors",
         "privacy:subprocessors_confirm", "privacy:subprocessors_unsubscribe",
