@@ -215,7 +215,7 @@ def _own(model: type[models.Model]) -> list[str]:
 
 
 def _profile(user: User) -> list[dict[str, Any]]:
-    return [_row(user, _own(User))]
+    return [_row(User.objects.get(pk=user.pk), _own(User))]  # as stored, not as passed
 
 
 def _memberships(user: User) -> list[dict[str, Any]]:
