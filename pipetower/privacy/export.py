@@ -53,7 +53,7 @@ from pipetower.privacy.models import ExportJob
 from pipetower.servers.models import Server
 from pipetower.teams.models import Membership, Role, Team
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SIGNING_SALT = "pipetower.privacy.export"
 # A job still "queued" or "building" after this long was lost by its worker.
 STALE_AFTER_SECONDS = 3600
@@ -215,7 +215,18 @@ def _own(model: type[models.Model]) -> list[str]:
 
 
 def _profile(user: User) -> list[dict[str, Any]]:
-    return [_row(User.objects.get(pk=user.pk), _own(User))]  # as stored, not as passed
+    from pipetower.privacy.deletion import former_identifiers
+
+    emails, names = former_identifiers(user=user)
+    stored = User.objects.get(pk=user.pk)  # as stored, not as passed
+    return [
+        _row(
+            stored,
+            [*_own(User), "emails_on_record", "names_on_record"],
+            emails_on_record=sorted(emails),
+            names_on_record=sorted(names),
+        )
+    ]
 
 
 def _memberships(user: User) -> list[dict[str, Any]]:
@@ -309,7 +320,13 @@ def _none(user: User) -> list[dict[str, Any]]:
 
 def _built_in() -> list[Category]:
     return [
-        Category("profile", "Your profile", User, _profile),
+        Category(
+            "profile",
+            "Your profile, with every address and name of yours that history still holds",
+            User,
+            _profile,
+            extra={"emails_on_record": STRINGS, "names_on_record": STRINGS},
+        ),
         Category(
             "memberships",
             "Teams you belong to",

@@ -293,6 +293,15 @@ def test_content_made_in_someone_elses_team_is_exported_readably(user: User) -> 
     assert invitation["email"] == "guest@example.com"
 
 
+def test_former_addresses_and_names_are_exported_with_the_profile(user: User) -> None:
+    AuditEvent.objects.create(actor=user, actor_label="ada.old@example.com", verb="x")
+    AuditEvent.objects.create(actor=user, actor_label="Ada Byron", verb="y")
+    files = validate_archive(zipfile.ZipFile(io.BytesIO(export.export_archive(user=user))))
+    [profile] = files["profile"]["records"]
+    assert profile["emails_on_record"] == ["ada.old@example.com", "ada@example.com"]
+    assert profile["names_on_record"] == ["Ada Byron", "Ada Lovelace"]
+
+
 def test_no_secret_is_exported_only_that_it_exists(user: User) -> None:
     seed(user)
     data = export.export_archive(user=user)
