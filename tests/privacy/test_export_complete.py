@@ -392,7 +392,7 @@ def test_run_output_is_streamed_in_pieces_with_bounded_memory(user: User, team: 
     assert {"path": name, "kind": "run_output", "bytes": size + 6} in manifest["attachments"]
 
 
-def test_former_teams_and_an_empty_account_export_cleanly() -> None:
+def test_an_account_with_nothing_yet_exports_empty_valid_files() -> None:
     person = UserFactory()
     files = validate_archive(zipfile.ZipFile(io.BytesIO(export.export_archive(user=person))))
     assert files["runs"]["records"] == []
