@@ -115,7 +115,7 @@ def test_a_new_person_rejects_cookies_exports_their_data_and_deletes_their_accou
     assert re.fullmatch(r"pipetower-export-\d{8}\.zip", download.suggested_filename)
     with zipfile.ZipFile(download.path()) as archive:
         documents = validate_against_own_schema(archive)
-    assert documents["manifest"]["schema_version"] == SCHEMA_VERSION == "1.0"
+    assert documents["manifest"]["schema_version"] == SCHEMA_VERSION == "1.1"
     assert documents["profile"]["records"][0]["email"] == EMAIL
     assert documents["profile"]["records"][0]["name"] == NAME
     assert documents["signins"]["records"], "the sign-in just made is in the export"
