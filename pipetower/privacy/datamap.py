@@ -689,6 +689,8 @@ DATA_MAP: list[ModelDecl] = [
                 "Why a delivery to a webhook was refused (never the body itself)",
                 CONTRACT,
                 "for the replay window (24 hours by default), then deleted",
+                # Sent by another system, about no person: shown on the webhook's page only.
+                export=False,
                 erasure="cascade",
             ),
         },

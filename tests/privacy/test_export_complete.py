@@ -28,7 +28,7 @@ from django.db import models
 from django.utils import timezone
 
 from pipetower.accounts.models import SignInEvent, User
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule
+from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
 from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
 from pipetower.privacy import export
@@ -93,6 +93,9 @@ def seed(person: User) -> None:
         cron="0 2 * * *",
         next_run_at=now,
         created_by=person,
+    )
+    Webhook.objects.create(
+        team=theirs, action=action, name="On push", token="w" * 43, created_by=person
     )
     run = Run.objects.create(
         team=theirs,
