@@ -79,6 +79,8 @@ def render_markdown(source: str, *, heading_offset: int = 1) -> SafeString:
             items.clear()
             list_tag = ""
 
+    # NUL marks the inline placeholders below: none may come from the source.
+    source = source.replace("\x00", "")
     for raw in source.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = raw.rstrip()
         if not line.strip():

@@ -85,3 +85,10 @@ def test_stored_html_is_always_shown_as_text(source: str) -> None:
 
 def test_an_empty_text_renders_nothing() -> None:
     assert render_markdown("") == "" and render_markdown("\n \n") == ""
+
+
+def test_nul_characters_in_the_source_are_dropped_not_taken_for_placeholders() -> None:
+    # The renderer marks kept fragments with NUL-delimited numbers internally.
+    html = render_markdown("a\x00b `x` \x000\x00 [l](/y)")
+    assert "\x00" not in html
+    assert html == '<p>ab <code>x</code> 0 <a href="/y" rel="nofollow noopener">l</a></p>'
