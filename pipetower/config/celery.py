@@ -1,6 +1,9 @@
 """The Celery application shared by the web process, workers and the scheduler."""
 
+import contextlib
 import os
+import time
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -49,7 +52,47 @@ def _redis_channel_survives_a_closed_connection() -> None:
     channel._pipetower_patched = True
 
 
+def _filesystem_messages_appear_whole() -> None:
+    """Make the embedded broker's messages appear in their folder only once written.
+
+    kombu's filesystem transport (5.x) creates a message's file under its final
+    name and then writes it, while a worker lists the same folder, takes every
+    file named like a message and parses it at once. A worker that took a file
+    in between read it empty, stopped with "Unrecoverable error:
+    JSONDecodeError", and the task was lost. Here the message is written to a
+    file whose name no reader takes, then renamed: a rename within one folder is
+    atomic, so a reader sees no file or the whole message.
+    """
+    from kombu.exceptions import ChannelError
+    from kombu.transport import filesystem
+    from kombu.utils.encoding import str_to_bytes
+    from kombu.utils.json import dumps
+
+    channel: Any = filesystem.Channel
+    if getattr(channel, "_pipetower_patched", False):
+        return
+
+    def _put(self: Any, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        # Starts with a dot: `_get` takes only names whose part after the first
+        # dot is "<queue>.msg", so no reader takes the file while it is written.
+        partial = os.path.join(self.data_folder_out, f".writing-{uuid.uuid4().hex}")
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    channel._put = _put
+    channel._pipetower_patched = True
+
+
 _redis_channel_survives_a_closed_connection()
+_filesystem_messages_appear_whole()
 
 app = Celery("pipetower")
 app.config_from_object("django.conf:settings", namespace="CELERY")
