@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -30,12 +31,21 @@ from tests.sshd import (  # noqa: F401  (real sshd fixtures, see tests/sshd.py)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the browser tests last.
+    """Run the browser tests last; skip `embedded_only` tests in the scale-out pass.
 
     Playwright's sync driver keeps an event loop running in the main thread for
     the rest of the session, so tests that call `asyncio.run` must come first.
+
+    An `embedded_only` test starts its own processes with the embedded default
+    (SQLite, filesystem broker) whatever DATABASE_URL says, so the scale-out
+    pass would only run it a second time: it is skipped there, with the reason.
     """
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    if os.environ.get("DATABASE_URL"):
+        skip = pytest.mark.skip(reason="embedded default only: checked in the SQLite pass")
+        for item in items:
+            if item.get_closest_marker("embedded_only"):
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

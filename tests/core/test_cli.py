@@ -113,6 +113,7 @@ def test_keygen_prints_a_fresh_32_byte_key_each_time(capsys: pytest.CaptureFixtu
         crypto.parse_master_key(key)  # the format PIPETOWER_MASTER_KEYS accepts
 
 
+@pytest.mark.embedded_only
 def test_keygen_works_in_production_mode_before_any_secret_exists(tmp_path: Path) -> None:
     env = embedded_env(tmp_path, PIPETOWER_ENV="production")
 
@@ -202,6 +203,7 @@ def test_check_in_production_wants_an_https_address_and_real_email(
     assert "PIPETOWER_EMAIL is console, which sends nothing" in out
 
 
+@pytest.mark.embedded_only
 def test_check_of_a_fresh_embedded_setup_asks_for_migrate_then_passes(tmp_path: Path) -> None:
     env = embedded_env(tmp_path)
 
@@ -219,6 +221,7 @@ def test_check_of_a_fresh_embedded_setup_asks_for_migrate_then_passes(tmp_path: 
     assert "Everything Pipetower needs is in place." in after.stdout
 
 
+@pytest.mark.embedded_only
 def test_check_shows_where_the_database_is_but_never_its_password(tmp_path: Path) -> None:
     env = embedded_env(
         tmp_path,

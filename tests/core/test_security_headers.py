@@ -242,17 +242,20 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.embedded_only
 def test_production_redirects_plain_http_to_https(production: dict[str, Any]) -> None:
     assert production["plain_status"] == 301
     assert production["plain_location"] == "https://testserver/accounts/login/"
 
 
+@pytest.mark.embedded_only
 def test_production_keeps_the_health_check_reachable_over_http(
     production: dict[str, Any],
 ) -> None:
     assert production["health_status"] in (200, 503)
 
 
+@pytest.mark.embedded_only
 def test_production_sends_hsts_csp_and_frame_denial(production: dict[str, Any]) -> None:
     headers = production["headers"]
     assert production["status"] == 200
@@ -263,6 +266,7 @@ def test_production_sends_hsts_csp_and_frame_denial(production: dict[str, Any]) 
     assert headers["Referrer-Policy"] == "same-origin"
 
 
+@pytest.mark.embedded_only
 def test_production_cookies_are_secure_http_only_and_same_site(
     production: dict[str, Any],
 ) -> None:
@@ -271,6 +275,7 @@ def test_production_cookies_are_secure_http_only_and_same_site(
         assert production[name] == {"secure": True, "httponly": True, "samesite": "Lax"}, name
 
 
+@pytest.mark.embedded_only
 def test_production_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
     env = embedded_env(tmp_path, PIPETOWER_ENV="production")
 
@@ -319,6 +324,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.mark.embedded_only
 def test_web_serves_https_with_a_certificate_and_key(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     port = free_port()
@@ -358,6 +364,7 @@ def test_web_serves_https_with_a_certificate_and_key(tmp_path: Path) -> None:
             process.wait()
 
 
+@pytest.mark.embedded_only
 def test_web_refuses_a_key_that_is_not_pkcs8_with_a_way_to_fix_it(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     legacy = ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -376,6 +383,7 @@ def test_web_refuses_a_key_that_is_not_pkcs8_with_a_way_to_fix_it(tmp_path: Path
     assert "openssl pkcs8 -topk8" in done.stderr
 
 
+@pytest.mark.embedded_only
 def test_web_needs_both_the_certificate_and_the_key(tmp_path: Path) -> None:
     cert, _ = _self_signed(tmp_path)
 

@@ -30,7 +30,7 @@ from tests.core._ops import (
     wait_until,
 )
 
-pytestmark = pytest.mark.worker
+pytestmark = [pytest.mark.worker, pytest.mark.embedded_only]
 
 START_TIMEOUT = 120  # first answer from /healthz: migrations on a fresh database included
 WORKER_OK_TIMEOUT = 45  # from the first /healthz answer to "worker ok"

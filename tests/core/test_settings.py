@@ -48,6 +48,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[...
 # --- production mode ---------------------------------------------------------------
 
 
+@pytest.mark.embedded_only
 def test_production_mode_without_secrets_refuses_to_start(tmp_path: Path) -> None:
     env = embedded_env(tmp_path, PIPETOWER_ENV="production")
 
@@ -65,6 +66,7 @@ def test_production_mode_without_secrets_refuses_to_start(tmp_path: Path) -> Non
     assert not (tmp_path / "secrets.json").exists()  # nothing invented in production
 
 
+@pytest.mark.embedded_only
 def test_the_pipetower_command_reports_a_configuration_error_in_one_line(tmp_path: Path) -> None:
     result = run_pipetower("check", env=embedded_env(tmp_path, PIPETOWER_ENV="production"))
 
@@ -136,6 +138,7 @@ def fingerprint(process: subprocess.Popen[str]) -> str:
     return out.strip()
 
 
+@pytest.mark.embedded_only
 def test_generated_secrets_are_private_and_survive_a_restart(tmp_path: Path) -> None:
     first = fingerprint(start_and_fingerprint_secrets(tmp_path))
     secrets_file = tmp_path / "secrets.json"
@@ -154,6 +157,7 @@ def test_generated_secrets_are_private_and_survive_a_restart(tmp_path: Path) -> 
     assert digest == first
 
 
+@pytest.mark.embedded_only
 def test_processes_starting_together_agree_on_one_set_of_secrets(tmp_path: Path) -> None:
     processes = [start_and_fingerprint_secrets(tmp_path) for _ in range(3)]
 
@@ -185,6 +189,7 @@ def test_a_damaged_secrets_file_stops_start_up_with_advice(
 # --- values that cannot work ----------------------------------------------------
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
@@ -224,6 +229,7 @@ def test_signup_and_email_values_are_read_case_insensitively(
     assert loaded["MAILERS"]["default"]["OPTIONS"]["host"] == "mx"
 
 
+@pytest.mark.embedded_only
 def test_a_bad_signup_mode_stops_the_command_with_one_line(tmp_path: Path) -> None:
     result = run_pipetower("check", env=embedded_env(tmp_path, PIPETOWER_SIGNUP="sometimes"))
 
@@ -254,6 +260,7 @@ def test_values_that_django_rejects_are_reported_without_a_traceback(
 # --- the embedded database ---------------------------------------------------------
 
 
+@pytest.mark.embedded_only
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     result = run_pipetower(
         "manage",

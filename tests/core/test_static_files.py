@@ -13,6 +13,8 @@ import pytest
 from tests.core._ops import embedded_env, run_pipetower
 from tests.webproc import running_web
 
+pytestmark = pytest.mark.embedded_only
+
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = 365 * 24 * 3600
 

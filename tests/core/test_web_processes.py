@@ -28,6 +28,7 @@ def test_one_web_process_per_core_unless_configured(settings) -> None:
     assert web_processes() == 3
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize(
     ("env", "flag", "expected"),
     [
@@ -59,6 +60,7 @@ def test_web_starts_the_configured_number_of_processes(
         process.wait(timeout=30)
 
 
+@pytest.mark.embedded_only
 def test_a_negative_process_count_is_refused_with_the_variable_named(tmp_path: Path) -> None:
     done = run_pipetower(
         "check", env=embedded_env(tmp_path / "d", PIPETOWER_WEB_PROCESSES="-1"), timeout=60

@@ -20,6 +20,8 @@ import pytest
 
 from tests.core._ops import embedded_env, pipetower_argv, run_pipetower, wait_until
 
+pytestmark = pytest.mark.embedded_only
+
 SHELL = ("manage", "shell", "--no-imports", "--command")
 
 
