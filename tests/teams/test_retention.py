@@ -104,9 +104,7 @@ def test_the_purge_covers_every_model_the_data_map_ties_to_the_run_history() -> 
         "actions.RunTarget",
         "actions.OutputChunk",
     }
-    assert all(
-        d.retention_setting is None or hasattr(Team, d.retention_setting) for d in DATA_MAP
-    )
+    assert all(d.retention_setting is None or hasattr(Team, d.retention_setting) for d in DATA_MAP)
 
 
 # --- the setting -------------------------------------------------------------------
