@@ -116,6 +116,9 @@ def runs_expired_purge(*, now: datetime | None = None, batch: int = PURGE_BATCH)
             _purge_batch(ids, counts)
             last = ids[-1]
     if counts.runs:
+        from pipetower.privacy.deletion import sqlite_wal_truncate
+
+        sqlite_wal_truncate()  # deleted output does not linger in SQLite's write-ahead log
         logger.info(
             "Run history purge: %d runs, %d results per server and %d output chunks deleted",
             counts.runs,
