@@ -187,6 +187,20 @@ def team_run_days(*, team: Team, now: datetime | None = None) -> list[Day]:
     return days
 
 
+def _day_words(day: date) -> str:
+    return f"{day.day} {day:%b}"
+
+
+def _rate_summary(rates: list[float]) -> str:
+    if not rates:
+        return f"No runs ended in the last {DAYS} days."
+    days = f"On {len(rates)} of the last {DAYS} days runs ended"
+    low, high = min(rates), max(rates)
+    if round(low) == round(high):
+        return f"{days}; the success rate was {low:.0f}% each time."
+    return f"{days}; the success rate ranged from {low:.0f}% to {high:.0f}%."
+
+
 def _bars(values: list[float | None], top: float, words: list[str]) -> list[Bar]:
     slot = (CHART_WIDTH - CHART_LEFT) / len(values)
     bars = []
@@ -210,26 +224,22 @@ def _bars(values: list[float | None], top: float, words: list[str]) -> list[Bar]
 def _charts(days: list[Day]) -> list[Chart]:
     rates = [d.rate for d in days]
     rate_words = [
-        f"{d.day:%d %b}: {d.rate:.0f}% of {d.ended} run{'s' if d.ended != 1 else ''} succeeded"
+        f"{_day_words(d.day)}: {d.rate:.0f}% of {d.ended} run{'s' if d.ended != 1 else ''} "
+        "succeeded"
         if d.rate is not None
-        else f"{d.day:%d %b}: no runs ended"
+        else f"{_day_words(d.day)}: no runs ended"
         for d in days
     ]
     seconds = [d.average.total_seconds() if d.average is not None else None for d in days]
     longest = max((s for s in seconds if s is not None), default=0.0)
-    duration_words = [f"{d.day:%d %b}: {_duration_words(d.average)}" for d in days]
+    duration_words = [f"{_day_words(d.day)}: {_duration_words(d.average)}" for d in days]
     with_rate = [r for r in rates if r is not None]
     with_time = [s for s in seconds if s is not None]
     return [
         Chart(
             slug="success-rate",
             title="Success rate per day",
-            summary=(
-                f"On {len(with_rate)} of the last {DAYS} days runs ended; the success rate "
-                f"ranged from {min(with_rate):.0f}% to {max(with_rate):.0f}%."
-                if with_rate
-                else f"No runs ended in the last {DAYS} days."
-            ),
+            summary=_rate_summary(with_rate),
             unit="%",
             top_label="100%",
             bars=_bars(rates, 100.0, rate_words),
