@@ -34,9 +34,9 @@ ATTENTION_SERVERS = 8
 # The chart's drawing area, in SVG user units (the SVG scales to its box).
 CHART_WIDTH = 600
 CHART_HEIGHT = 140
-CHART_TOP = 10
-CHART_LEFT = 44
-CHART_BOTTOM = 20
+CHART_TOP = 12
+CHART_LEFT = 70
+CHART_BOTTOM = 28
 
 
 @dataclass
@@ -89,7 +89,7 @@ class Chart:
     top: int = CHART_TOP
     baseline: int = CHART_TOP + CHART_HEIGHT
     right: int = CHART_WIDTH
-    label_y: int = CHART_TOP + CHART_HEIGHT + 15
+    label_y: int = CHART_TOP + CHART_HEIGHT + 22
 
 
 @dataclass
