@@ -42,6 +42,7 @@ from django.db import DatabaseError, connection
 from pipetower.actions import conf, params, services
 from pipetower.actions.models import OutputChunk, ParamKind, Run, RunTarget, TargetStatus
 from pipetower.servers.ssh import SshError, connection_spec_for, ssh_connect
+from pipetower.teams.retention import team_output_limit_bytes
 
 logger = logging.getLogger("pipetower.actions.engine")
 
@@ -296,6 +297,7 @@ class Plan:
     shard_count: int
     secret_values: list[str]
     targets: list[tuple[int, int | None, str, dict[str, str]]]  # id, server id, name, env
+    output_limit: int = 0  # bytes kept per target; 0: the installation's default
 
 
 class Shard:
@@ -304,7 +306,7 @@ class Shard:
         self.run_id = plan.run_id
         self.worker = worker
         self.secret_values = plan.secret_values
-        limit = conf.output_limit_bytes()
+        limit = plan.output_limit or conf.output_limit_bytes()
         self.targets = [
             _Target(
                 id=target_id,
@@ -734,6 +736,7 @@ def _load(run_id: int, target_ids: Sequence[int], worker: str) -> Plan | None:
         concurrency=run.concurrency,
         shard_count=run.shard_count,
         secret_values=[v for v in run.secret_param_values().values() if v],
+        output_limit=team_output_limit_bytes(run.team),
         targets=[
             (t.pk, t.server_id, t.server_name, script_env(run, t)) for t in targets.order_by("id")
         ],

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -33,6 +33,18 @@ def _int(value: Any, what: str) -> int:
 
 def actions_for_team(*, team: Team) -> QuerySet[Action]:
     return Action.objects.filter(team=team).order_by("name")
+
+
+def actions_for_team_with_last_run(*, team: Team) -> QuerySet[Action]:
+    """The team's actions, each with its latest run's id, start time and status
+    (`last_run_id`, `last_run_at`, `last_run_status`; None when never run), in the
+    same one query whatever the number of actions or runs."""
+    latest = Run.objects.filter(action=OuterRef("pk")).order_by("-created_at", "-pk")
+    return actions_for_team(team=team).annotate(
+        last_run_id=Subquery(latest.values("pk")[:1]),
+        last_run_at=Subquery(latest.values("created_at")[:1]),
+        last_run_status=Subquery(latest.values("status")[:1]),
+    )
 
 
 def action_get(*, team: Team, action_id: Any) -> Action:

@@ -33,7 +33,7 @@ from pipetower.actions.forms import (
     parameters_from_formset,
     parameters_initial,
 )
-from pipetower.actions.models import FAILED_STATUSES, Action, Run, Schedule
+from pipetower.actions.models import FAILED_STATUSES, Action, Run, RunStatus, Schedule
 from pipetower.core.errors import ServiceError
 from pipetower.core.outbox import outbox_waiting
 from pipetower.core.query import whole_number
@@ -58,7 +58,11 @@ def _can(request: HttpRequest, role: Role) -> bool:
 @team_view()
 def action_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
-    page = Paginator(selectors.actions_for_team(team=team), 50).get_page(request.GET.get("page"))
+    actions = selectors.actions_for_team_with_last_run(team=team)
+    page = Paginator(actions, 50).get_page(request.GET.get("page"))
+    for action in page.object_list:
+        status = action.last_run_status  # type: ignore[attr-defined]
+        action.last_run_label = RunStatus(status).label if status else ""  # type: ignore[attr-defined]
     return render(
         request,
         "actions/action_list.html",

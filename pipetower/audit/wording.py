@@ -17,6 +17,7 @@ PHRASES: dict[str, str] = {
     "team.renamed": "renamed the team to",
     "team.deletion_scheduled": "scheduled the deletion of the team",
     "team.deletion_cancelled": "cancelled the deletion of the team",
+    "team.retention_changed": "changed how long the team keeps runs and output",
     "member.left": "left the team",
     "member.removed": "removed a member:",
     "member.role_changed": "changed the role of",
@@ -47,6 +48,7 @@ _NO_TARGET = {
     "team.created",
     "team.deletion_scheduled",
     "team.deletion_cancelled",
+    "team.retention_changed",
     "server.settings_changed",
     "member.left",
 }

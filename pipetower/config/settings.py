@@ -440,6 +440,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.actions.tasks.run_targets_reap_task",
         "schedule": 15.0,
     },
+    # Finished runs older than their team's run history period (90 days unless the team
+    # chose otherwise) are deleted with their output (docs/teams.md, "Run history").
+    "purge-expired-runs": {
+        "task": "pipetower.teams.tasks.runs_expired_purge_task",
+        "schedule": timedelta(hours=1),
+    },
     "purge-expired-invitations": {
         "task": "pipetower.teams.tasks.invitations_purge_task",
         "schedule": timedelta(hours=6),

@@ -41,11 +41,18 @@ class ModelDecl:
     # by a link to an account: the email field. Deletion removes, and the export
     # includes, the rows whose address matches one of the person's addresses.
     subject_email: str | None = None
+    # For team content kept for a period the team chooses: the `teams.Team` field
+    # holding it in days (the purge and the team settings page both read it from here).
+    retention_setting: str | None = None
 
 
 # Phrases used many times below.
 WHILE_ACCOUNT = "while your account exists; deleted with it"
 WHILE_TEAM = "while the team exists; deleted with the team"
+RUN_HISTORY = (
+    "for the team's run history period after the run ended (90 days unless the team's "
+    "owners or admins choose otherwise), then deleted; deleted with the team in any case"
+)
 CONTRACT = "contract"
 CONSENT = "consent"
 LEGIT = "legitimate_interest"
@@ -575,38 +582,39 @@ DATA_MAP: list[ModelDecl] = [
         subject="started_by",
         team="team",
         title="Runs",
+        retention_setting="run_retention_days",
         fields={
-            "started_by": _id("Who started the run", WHILE_TEAM, erasure="anonymise"),
-            "cancelled_by": _id("Who cancelled the run", WHILE_TEAM, erasure="anonymise"),
+            "started_by": _id("Who started the run", RUN_HISTORY, erasure="anonymise"),
+            "cancelled_by": _id("Who cancelled the run", RUN_HISTORY, erasure="anonymise"),
             "action_name": FieldDecl(
                 "user.content",
                 "The action's name at the time",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
             "script": FieldDecl(
-                "user.content", "The script that ran", CONTRACT, WHILE_TEAM, erasure="cascade"
+                "user.content", "The script that ran", CONTRACT, RUN_HISTORY, erasure="cascade"
             ),
             "parameters": FieldDecl(
                 "user.content",
                 "The parameters of the run",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
             "params": FieldDecl(
                 "user.content",
                 "The values given to the run",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
             "secret_params": FieldDecl(
                 "user.authorization.credentials",
                 "Secret values given to the run",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 export=False,
                 erasure="cascade",
                 secret=True,
@@ -615,14 +623,14 @@ DATA_MAP: list[ModelDecl] = [
                 "user.content",
                 "The name of the schedule that started the run",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
             "webhook_name": FieldDecl(
                 "user.content",
                 "The name of the webhook that started the run",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
         },
@@ -752,19 +760,20 @@ DATA_MAP: list[ModelDecl] = [
         subject=None,
         team="run__team",
         title="Run results per server",
+        retention_setting="run_retention_days",
         fields={
             "server_name": FieldDecl(
                 "user.content",
                 "The server's name at the time",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
             "error": FieldDecl(
                 "user.content",
                 "Why a server's run failed",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
         },
@@ -774,12 +783,13 @@ DATA_MAP: list[ModelDecl] = [
         subject=None,
         team="run_target__run__team",
         title="Run output",
+        retention_setting="run_retention_days",
         fields={
             "data": FieldDecl(
                 "user.content",
                 "What your script printed; it can contain anything",
                 CONTRACT,
-                WHILE_TEAM,
+                RUN_HISTORY,
                 erasure="cascade",
             ),
         },

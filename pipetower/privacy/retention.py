@@ -80,6 +80,7 @@ def privacy_purge() -> dict[str, int]:
     """Everything the scheduler purges, at once (`pipetower privacy purge`)."""
     from pipetower.privacy.deletion import account_deletions_purge, team_deletions_purge
     from pipetower.privacy.export import export_jobs_purge
+    from pipetower.teams.retention import runs_expired_purge
     from pipetower.teams.services import invitations_purge
 
     return {
@@ -88,4 +89,5 @@ def privacy_purge() -> dict[str, int]:
         "export files deleted": export_jobs_purge(),
         "saved mail files deleted": mail_expired_purge(),
         "expired invitations deleted": invitations_purge(),
+        "runs past their team's run history period deleted": runs_expired_purge().runs,
     }

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from pipetower.teams import retention
 from pipetower.teams.models import Role
 from pipetower.teams.services import TEAM_NAME_MAX
 
@@ -33,6 +34,42 @@ class TeamSecurityForm(forms.Form):
             field = self.fields["require_2fa"]
             field.disabled = True
             field.help_text = "Only team owners can change this."
+
+
+def _bounded_int(label: str, low: int, high: int, unit: str, help_text: str) -> forms.IntegerField:
+    between = f"Enter a whole number of {unit} from {low} to {high}."
+    return forms.IntegerField(
+        label=label,
+        min_value=low,
+        max_value=high,
+        help_text=help_text,
+        error_messages={
+            "required": between,
+            "invalid": between,
+            "min_value": between,
+            "max_value": between,
+        },
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+
+
+class TeamRetentionForm(forms.Form):
+    run_retention_days = _bounded_int(
+        "Keep finished runs for (days)",
+        retention.RUN_RETENTION_MIN_DAYS,
+        retention.RUN_RETENTION_MAX_DAYS,
+        "days",
+        "A run, its results per server and their output are deleted this many days after "
+        "the run ended. Runs still going are never deleted.",
+    )
+    output_limit_mb = _bounded_int(
+        "Output kept per server (MB)",
+        retention.OUTPUT_LIMIT_MIN_MB,
+        retention.OUTPUT_LIMIT_MAX_MB,
+        "MB",
+        "Beyond this, the rest of a server's output in a run is not stored, and the run "
+        "says so. Applies to runs that start after you save.",
+    )
 
 
 class InvitationForm(forms.Form):

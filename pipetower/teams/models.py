@@ -46,6 +46,14 @@ class Team(models.Model):
     deletion_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Retention (teams.retention): finished runs, with their per-server results and
+    # output, are deleted this many days after they ended.
+    run_retention_days = models.PositiveIntegerField("run history period (days)", default=90)
+    # Output kept per server of a run; None: the installation's default
+    # (PIPETOWER_OUTPUT_LIMIT_BYTES).
+    output_limit_bytes = models.PositiveBigIntegerField(
+        "output kept per server (bytes)", null=True, blank=True
+    )
 
     class Meta:
         ordering = ("name",)

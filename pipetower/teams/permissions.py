@@ -126,6 +126,18 @@ def _day(moment: Any) -> str:
     return date_format(timezone.localtime(moment), "j F Y")
 
 
+def team_settings_refusal(actor: Membership | None) -> NotAllowed | None:
+    """Why `actor` may not change the team's settings (name, retention); None when they may."""
+    if actor is None:
+        return NotAllowed("You are not a member of this team.")
+    if not actor.role_enum.at_least(Role.ADMIN):
+        return NotAllowed(
+            "Only team owners and admins can change the team's settings. "
+            f"Your role is {actor.role_enum.label}."
+        )
+    return None
+
+
 def team_deletion_refusal(actor: Membership | None, team: Team) -> ServiceError | None:
     """Why `actor` may not schedule `team`'s deletion; None when they may."""
     if actor is None:

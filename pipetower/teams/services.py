@@ -219,6 +219,58 @@ def team_require_2fa_set(
     return team
 
 
+def team_retention_set(
+    *,
+    team: Team,
+    actor: User,
+    run_retention_days: int,
+    output_limit_mb: int,
+    request: HttpRequest | None = None,
+) -> Team:
+    """Set how long the team keeps finished runs and how much output per server
+    (owners and admins). Shorter periods take effect at the next hourly purge."""
+    from pipetower.teams import retention
+
+    low, high = retention.RUN_RETENTION_MIN_DAYS, retention.RUN_RETENTION_MAX_DAYS
+    if not isinstance(run_retention_days, int) or not low <= run_retention_days <= high:
+        raise ServiceError(
+            f"Keep runs for {low} to {high} days.", code="out_of_range", field="run_retention_days"
+        )
+    low, high = retention.OUTPUT_LIMIT_MIN_MB, retention.OUTPUT_LIMIT_MAX_MB
+    if not isinstance(output_limit_mb, int) or not low <= output_limit_mb <= high:
+        raise ServiceError(
+            f"Keep {low} to {high} MB of output per server.",
+            code="out_of_range",
+            field="output_limit_mb",
+        )
+    with transaction.atomic():
+        locked = _locked_team(team)
+        if refusal := permissions.team_settings_refusal(_actor_membership(locked, actor)):
+            raise refusal
+        before = {
+            "run_retention_days": locked.run_retention_days,
+            "output_limit_mb": retention.team_output_limit_mb(locked),
+        }
+        after = {"run_retention_days": run_retention_days, "output_limit_mb": output_limit_mb}
+        if before == after:
+            return team
+        locked.run_retention_days = run_retention_days
+        if output_limit_mb != before["output_limit_mb"]:
+            locked.output_limit_bytes = output_limit_mb * retention.MB
+        locked.save(update_fields=["run_retention_days", "output_limit_bytes"])
+        audit_record(
+            actor=actor,
+            team=locked,
+            verb="team.retention_changed",
+            target=locked,
+            request=request,
+            data={"from": before, "to": after},
+        )
+    team.run_retention_days = locked.run_retention_days
+    team.output_limit_bytes = locked.output_limit_bytes
+    return team
+
+
 # --- invitations -------------------------------------------------------------
 
 

@@ -27,3 +27,12 @@ def invitations_purge_task() -> int:
     from pipetower.teams.services import invitations_purge
 
     return invitations_purge()
+
+
+@shared_task(name="pipetower.teams.tasks.runs_expired_purge_task", ignore_result=True)
+def runs_expired_purge_task() -> dict[str, int]:
+    """Run by the scheduler: delete finished runs older than their team's run history
+    period, with their results per server and output (teams/retention.py)."""
+    from pipetower.teams.retention import runs_expired_purge
+
+    return runs_expired_purge().as_dict()

@@ -23,11 +23,12 @@ from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core.errors import Conflict, Gone, ServiceError
 from pipetower.core.forms import add_service_error
 from pipetower.core.outbox import outbox_pending, outbox_waiting
-from pipetower.teams import permissions, services, signup
+from pipetower.teams import dashboard, permissions, retention, services, signup
 from pipetower.teams.forms import (
     InvitationForm,
     MemberRoleForm,
     TeamForm,
+    TeamRetentionForm,
     TeamSecurityForm,
 )
 from pipetower.teams.models import Membership, Role, Team
@@ -102,19 +103,29 @@ def team_detail(request: HttpRequest) -> HttpResponse:
         "can_manage": permissions.can_manage_members(me.role),
         "leave_refusal": permissions.leave_refusal(me, owner_count),
         "recent_events": list(audit_events_for_team(team=team)[:RECENT_EVENTS]),
+        "board": dashboard.team_dashboard(team=team, member_count=len(members)),
     }
     if context["can_manage"]:
         context["pending_count"] = sum(1 for i in team_open_invitations(team=team) if i.is_pending)
     return render(request, "teams/team_detail.html", context)
 
 
+def _retention_initial(team: Team) -> dict[str, int]:
+    return {
+        "run_retention_days": team.run_retention_days,
+        "output_limit_mb": retention.team_output_limit_mb(team),
+    }
+
+
 @team_view(roles={"GET": Role.ADMIN, "POST": Role.ADMIN})
 def team_settings(request: HttpRequest) -> HttpResponse:
     team = _team(request)
     is_owner = _membership(request).role == Role.OWNER
+    section = request.POST.get("section") if request.method == "POST" else None
+    form = TeamForm(initial={"name": team.name})
     security_form = TeamSecurityForm(initial={"require_2fa": team.require_2fa}, can_change=is_owner)
-    if request.method == "POST" and request.POST.get("section") == "security":
-        form = TeamForm(initial={"name": team.name})
+    retention_form = TeamRetentionForm(initial=_retention_initial(team))
+    if section == "security":
         security_form = TeamSecurityForm(
             request.POST, initial={"require_2fa": team.require_2fa}, can_change=is_owner
         )
@@ -134,6 +145,22 @@ def team_settings(request: HttpRequest) -> HttpResponse:
                     else "Two-factor authentication is no longer required in this team.",
                 )
                 return redirect("teams:settings", team_slug=team.slug)
+    elif section == "retention":
+        retention_form = TeamRetentionForm(request.POST, initial=_retention_initial(team))
+        if retention_form.is_valid():
+            try:
+                services.team_retention_set(
+                    team=team, actor=_user(request), request=request, **retention_form.cleaned_data
+                )
+            except ServiceError as exc:
+                add_service_error(retention_form, exc)
+            else:
+                messages.success(
+                    request,
+                    f"Finished runs are now kept for {team.run_retention_days} "
+                    f"day{'s' if team.run_retention_days != 1 else ''}.",
+                )
+                return redirect("teams:settings", team_slug=team.slug)
     elif request.method == "POST":
         form = TeamForm(request.POST)
         if form.is_valid():
@@ -146,9 +173,7 @@ def team_settings(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Team settings saved.")
                 return redirect("teams:settings", team_slug=team.slug)
-    else:
-        form = TeamForm(initial={"name": team.name})
-    status = 400 if form.errors or security_form.errors else 200
+    failed = bool(form.errors or security_form.errors or retention_form.errors)
     return render(
         request,
         "teams/team_settings.html",
@@ -157,9 +182,11 @@ def team_settings(request: HttpRequest) -> HttpResponse:
             "membership": _membership(request),
             "form": form,
             "security_form": security_form,
+            "retention_form": retention_form,
+            "kept": retention.team_retention_rows(team=team),
             "grace_days": settings.DELETION_GRACE_DAYS,
         },
-        status=status,
+        status=400 if failed else 200,
     )
 
 
