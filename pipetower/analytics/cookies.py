@@ -18,6 +18,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from pipetower.analytics.scripts import ThirdPartyScript, configured_scripts
 from pipetower.privacy.consent import processing_allowed
 from pipetower.privacy.models import Purpose
 
@@ -73,6 +74,12 @@ def cookie_allowed(request: HttpRequest, purpose: str) -> bool:
         else:
             cache[purpose] = True
     return cache[purpose]
+
+
+def scripts_allowed(request: HttpRequest) -> list[ThirdPartyScript]:
+    """The operator's third-party scripts this request may load: each only with the
+    consent its category needs."""
+    return [s for s in configured_scripts() if cookie_allowed(request, s.purpose_key)]
 
 
 def forget_allowed(request: HttpRequest) -> None:

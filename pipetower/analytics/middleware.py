@@ -18,8 +18,10 @@ from pipetower.analytics.cookies import (
     CONSENT_COOKIE,
     CookieChoices,
     cookie_allowed,
+    scripts_allowed,
 )
 from pipetower.analytics.experiments import assignments_for, encode_assignments
+from pipetower.analytics.scripts import configured_scripts, script_cookie_delete
 from pipetower.analytics.services import page_view_record
 
 # Pages that are not visits: the back office, the API, files, probes, and the
@@ -58,6 +60,7 @@ class CookieConsentMiddleware:
             self._count(request)
             self._allow_snippet(request, response)
         self._sync_ab_cookie(request, response)
+        self._remove_withdrawn_script_cookies(request, response)
         return response
 
     def _count(self, request: HttpRequest) -> None:
@@ -70,18 +73,36 @@ class CookieConsentMiddleware:
         page_view_record(path="/" + str(match.route or "").lstrip("^").rstrip("$"))
 
     def _allow_snippet(self, request: HttpRequest, response: HttpResponse) -> None:
-        origin = snippet_origin()
-        if not origin or hasattr(response, "_csp_config"):
+        if hasattr(response, "_csp_config"):
             return
-        if not cookie_allowed(request, ANALYTICS):
+        origins = [s.origin for s in scripts_allowed(request)]
+        origin = snippet_origin()
+        if origin and cookie_allowed(request, ANALYTICS):
+            origins.insert(0, origin)
+        if not origins:
             return
         configured: dict[str, Any] = settings.SECURE_CSP
         policy = {key: list(value) for key, value in configured.items()}
         for directive in ("script-src", "connect-src", "img-src"):
             policy.setdefault(directive, [])
-            if origin not in policy[directive]:
-                policy[directive].append(origin)
+            for allowed in origins:
+                if allowed not in policy[directive]:
+                    policy[directive].append(allowed)
         response._csp_config = policy  # type: ignore[attr-defined]
+
+    def _remove_withdrawn_script_cookies(
+        self, request: HttpRequest, response: HttpResponse
+    ) -> None:
+        """A third-party script's cookies that Pipetower can remove go as soon as the
+        consent they need is off (withdrawn in the privacy center, or restricted)."""
+        for script in configured_scripts():
+            if not any(c.name in request.COOKIES for c in script.removable):
+                continue
+            if cookie_allowed(request, script.purpose_key):
+                continue
+            for cookie in script.removable:
+                if cookie.name in request.COOKIES and cookie.name not in response.cookies:
+                    script_cookie_delete(response, cookie)
 
     def _sync_ab_cookie(self, request: HttpRequest, response: HttpResponse) -> None:
         if AB_COOKIE in response.cookies:

@@ -21,6 +21,7 @@ from pipetower.analytics.cookies import (
     forget_allowed,
 )
 from pipetower.analytics.models import ExperimentExposure, PageView
+from pipetower.analytics.scripts import script_cookie_delete, withdrawn_scripts
 from pipetower.privacy.consent import WORDING_VERSIONS, consent_set
 from pipetower.privacy.models import Channel
 
@@ -29,7 +30,8 @@ def cookie_choices_save(
     *, request: HttpRequest, response: HttpResponse, analytics: bool, ab_testing: bool
 ) -> CookieChoices:
     """Store the visitor's choices in the consent cookie; for a signed-in person,
-    also add them to the consent ledger (one row per purpose, every time)."""
+    also add them to the consent ledger (one row per purpose, every time). The
+    removable cookies of third-party scripts whose consent is off are deleted."""
     choices = CookieChoices(decided=True, analytics=analytics, ab_testing=ab_testing)
     response.set_cookie(
         CONSENT_COOKIE,
@@ -41,6 +43,10 @@ def cookie_choices_save(
     )
     if not ab_testing:
         response.delete_cookie(AB_COOKIE, samesite="Lax")
+    # The cookies of third-party scripts whose consent is now off, where Pipetower can.
+    for script in withdrawn_scripts(analytics=analytics, ab_testing=ab_testing):
+        for cookie in script.removable:
+            script_cookie_delete(response, cookie)
     user: Any = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         with transaction.atomic():

@@ -19,9 +19,11 @@ from pipetower.analytics.cookies import (
     AB_MAX_AGE,
     CONSENT_COOKIE,
     CONSENT_MAX_AGE,
+    CookieChoices,
     choices_of,
 )
 from pipetower.analytics.forms import CookieChoiceForm
+from pipetower.analytics.scripts import configured_scripts, withdrawal_notice, withdrawn_scripts
 from pipetower.analytics.services import cookie_choices_save
 
 
@@ -84,6 +86,7 @@ def cookie_table() -> list[dict[str, str]]:
                 "lifetime": "see the operator's privacy notice",
             }
         )
+    rows.extend(script_cookie_rows())
     rows.append(
         {
             "name": "sign-in flow state (in the session)",
@@ -93,6 +96,40 @@ def cookie_table() -> list[dict[str, str]]:
             "lifetime": "as the session",
         }
     )
+    return rows
+
+
+def script_cookie_rows() -> list[dict[str, str]]:
+    """A row per cookie each of the operator's third-party scripts stores."""
+    rows = []
+    for script in configured_scripts():
+        kind = f"Optional: {script.category_words} (third-party script: {script.name})"
+        if not script.cookies:
+            rows.append(
+                {
+                    "name": "(none)",
+                    "kind": kind,
+                    "purpose": f"{script.purpose}. Stores no cookie. Loaded only after you agree.",
+                    "lifetime": "—",
+                }
+            )
+        for cookie in script.cookies:
+            if cookie.removable:
+                removal = "If you withdraw, Pipetower removes it."
+            else:
+                where = cookie.domain or "another website"
+                removal = (
+                    f"Stored by {where}: if you withdraw, Pipetower cannot remove it; "
+                    "remove it in your browser's settings."
+                )
+            rows.append(
+                {
+                    "name": cookie.name,
+                    "kind": kind,
+                    "purpose": f"{script.purpose}. Set only after you agree. {removal}",
+                    "lifetime": cookie.lifetime or "as the script decides",
+                }
+            )
     return rows
 
 
@@ -118,7 +155,12 @@ def cookie_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "analytics/cookies.html",
-        {"form": form, "choices": choices, "cookies": cookie_table()},
+        {
+            "form": form,
+            "choices": choices,
+            "cookies": cookie_table(),
+            "scripts": configured_scripts(),
+        },
     )
 
 
@@ -135,7 +177,12 @@ def consent(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "analytics/cookies.html",
-            {"form": form, "choices": choices, "cookies": cookie_table()},
+            {
+                "form": form,
+                "choices": choices,
+                "cookies": cookie_table(),
+                "scripts": configured_scripts(),
+            },
             status=400,
         )
     choice = form.cleaned_data["choice"]
@@ -147,6 +194,13 @@ def consent(request: HttpRequest) -> HttpResponse:
         )
     analytics = choice == "accept_all" or (choice == "save" and form.cleaned_data["analytics"])
     ab_testing = choice == "accept_all" or (choice == "save" and form.cleaned_data["ab_testing"])
+    before = choices_of(request)
+    withdrawn = [
+        s
+        for s in withdrawn_scripts(analytics=analytics, ab_testing=ab_testing)
+        if before.grants(s.purpose_key)
+    ]
+    removed, not_removable, notice = withdrawal_notice(withdrawn)
     response: HttpResponse
     if wants_json:
         response = JsonResponse(
@@ -154,8 +208,11 @@ def consent(request: HttpRequest) -> HttpResponse:
                 "ok": True,
                 "analytics": analytics,
                 "ab_testing": ab_testing,
-                # The operator's analytics script needs a page load to be allowed in.
-                "reload": analytics and bool(getattr(settings, "ANALYTICS_SNIPPET_URL", "")),
+                # The operator's scripts need a page load to be allowed in.
+                "reload": _needs_reload(before, analytics=analytics, ab_testing=ab_testing),
+                "removed_cookies": removed,
+                "cookies_not_removable": not_removable,
+                "notice": notice,
             }
         )
     else:
@@ -165,7 +222,19 @@ def consent(request: HttpRequest) -> HttpResponse:
     )
     if not wants_json:
         messages.success(request, "Your cookie choices are saved. Change them any time here.")
+        if notice:
+            messages.info(request, notice)
     return response
+
+
+def _needs_reload(before: CookieChoices, *, analytics: bool, ab_testing: bool) -> bool:
+    """Whether a newly allowed script must be let in by loading the page again."""
+    if analytics and bool(getattr(settings, "ANALYTICS_SNIPPET_URL", "")):
+        return True
+    now = {"analytics_cookies": analytics, "ab_testing_cookies": ab_testing}
+    return any(
+        now[s.purpose_key] and not before.grants(s.purpose_key) for s in configured_scripts()
+    )
 
 
 def _same_site_path(request: HttpRequest) -> str:

@@ -13,6 +13,7 @@ import dj_database_url
 from django.utils.csp import CSP
 from kombu import Queue
 
+from pipetower.analytics.scripts import parse_third_party_scripts
 from pipetower.config.env import (
     ConfigurationError,
     data_dir,
@@ -531,6 +532,12 @@ if ANALYTICS_SNIPPET_URL and (
     )
 if PRODUCTION and ANALYTICS_SNIPPET_URL.startswith("http://"):
     raise ConfigurationError("PIPETOWER_ANALYTICS_SNIPPET_URL must use https in production.")
+# Third-party scripts the operator adds, each with its consent category and the
+# cookies it stores (JSON, docs/cookies.md): loaded only after that consent,
+# named on the banner and the cookie page, their cookies removed on withdrawal.
+THIRD_PARTY_SCRIPTS = parse_third_party_scripts(
+    env_str("PIPETOWER_THIRD_PARTY_SCRIPTS"), production=PRODUCTION
+)
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 # Failed API token attempts allowed per client address before a 429.
 API_TOKEN_FAILURE_LIMIT = _rate_setting(

@@ -105,6 +105,15 @@ def consent_set(
                 request=request,
                 data={"purpose": purpose_enum.value, "channel": channel_enum.value},
             )
+            if (
+                purpose_enum == Purpose.INTERVIEW_RECORDING
+                and not granted
+                and channel_enum != Channel.INTERVIEW  # that one names its own interview
+            ):
+                # Off means off for every interview: the recordings' references go.
+                from pipetower.support.interviews import interview_recordings_withdraw_all
+
+                interview_recordings_withdraw_all(user=user, request=request)
             if channel_enum != Channel.STAFF:  # staff act on a request already recorded
                 from pipetower.privacy.rights_requests import (
                     data_subject_request_record_fulfilled,

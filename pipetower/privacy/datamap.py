@@ -1084,6 +1084,34 @@ DATA_MAP: list[ModelDecl] = [
         },
     ),
     ModelDecl(
+        model="support.Interview",
+        subject="user",
+        title="Interviews and their recording",
+        fields={
+            "user": _id("Who was invited to the interview", legal_basis=CONSENT),
+            "topic": FieldDecl(
+                "user.content",
+                "What the interview you were invited to is about",
+                CONSENT,
+                "while your account exists; deleted with it",
+            ),
+            "recording_reference": FieldDecl(
+                "user.content",
+                "Where the recording of the interview is kept, only after you allowed it "
+                "for that interview",
+                CONSENT,
+                "until you withdraw the permission or delete your account",
+            ),
+            "invited_by": _id(
+                "Which staff member invited you",
+                "while the staff account exists",
+                legal_basis=LEGIT,
+                export=False,
+                erasure="anonymise",
+            ),
+        },
+    ),
+    ModelDecl(
         model="support.Newsletter",
         subject=None,
         title="Newsletters",

@@ -29,6 +29,7 @@ class Channel(models.TextChoices):
     EMAIL_LINK = "email_link", "Link in an email"
     COOKIE_BANNER = "cookie_banner", "Cookie banner"
     STAFF = "staff", "Recorded by staff on the person's instruction"
+    INTERVIEW = "interview", "Interview invitation"
 
 
 class ConsentEvent(models.Model):

@@ -24,6 +24,7 @@ from pipetower.privacy import policy, rights_requests, selectors, services
 from pipetower.privacy.consent import WORDING_VERSIONS, consent_set
 from pipetower.privacy.forms import DataSubjectRequestForm, PublicRequestForm, RequestCodeForm
 from pipetower.privacy.models import Channel, DataSubjectRequest, Purpose
+from pipetower.support.interviews import interviews_for_user
 
 HISTORY_PER_PAGE = 20
 REQUEST_LIMIT = FailureLimit("privacy_request", lambda: settings.PRIVACY_REQUEST_RATE_LIMIT)
@@ -50,6 +51,7 @@ def center(request: HttpRequest) -> HttpResponse:
             "restriction": selectors.restriction_current(user=user),
             "history": page,
             "purpose_labels": dict(Purpose.choices),
+            "interviews": interviews_for_user(user=user),
         },
     )
 

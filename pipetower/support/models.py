@@ -81,3 +81,48 @@ class Newsletter(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class Interview(models.Model):
+    """A customer interview staff invited a person to. The person answers, for this
+    interview alone, whether they take part and whether it may be recorded; a
+    recording is kept (its reference stored) only after a yes, and goes when they
+    withdraw it (`support.interviews`)."""
+
+    class Status(models.TextChoices):
+        INVITED = "invited", "Invited, no answer yet"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="interviews"
+    )
+    topic = models.CharField(max_length=200)
+    scheduled_for = models.DateTimeField()
+    token_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # None: not asked yet; True/False: the person's answer for this interview.
+    recording_allowed = models.BooleanField(null=True, blank=True)
+    recording_answered_at = models.DateTimeField(null=True, blank=True)
+    recording_reference = models.CharField(max_length=500, blank=True)
+    recording_kept_at = models.DateTimeField(null=True, blank=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-scheduled_for", "-id")
+
+    def __str__(self) -> str:
+        return f"interview #{self.pk}"
+
+    @property
+    def expired(self) -> bool:
+        """The interview's time has passed: it can no longer be accepted or answered."""
+        return self.scheduled_for <= timezone.now()

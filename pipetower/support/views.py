@@ -8,12 +8,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from pipetower.core.errors import ServiceError
 from pipetower.core.forms import add_service_error
-from pipetower.support import services
-from pipetower.support.forms import ContactForm
+from pipetower.support import interviews, services
+from pipetower.support.forms import ContactForm, InterviewAnswerForm
 from pipetower.support.models import Survey, SurveyResponse
 
 
@@ -69,3 +70,88 @@ def survey(request: HttpRequest, survey_id: int) -> HttpResponse:
         },
         status=400 if error else 200,
     )
+
+
+def _interview_link_error(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, "support/interview_link_error.html", {"message": message}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def interview(request: HttpRequest, token: str) -> HttpResponse:
+    """The invitation: accept or decline, allow or refuse a recording, withdraw it."""
+    user: Any = request.user
+    found = interviews.interview_get_for_token(token=token, user=user)
+    if found is None:
+        return _interview_link_error(
+            request,
+            "This invitation link is unknown, or it was sent to another account. Sign in "
+            "with the account the invitation was sent to, and open the link from that email.",
+            404,
+        )
+    status = 200
+    form = InterviewAnswerForm(
+        initial={
+            "attend": {"accepted": "yes", "declined": "no"}.get(found.status),
+            "recording": None
+            if found.recording_allowed is None
+            else ("yes" if found.recording_allowed else "no"),
+        }
+    )
+    if request.method == "POST":
+        if request.POST.get("withdraw"):
+            try:
+                interviews.interview_recording_withdraw(interview=found, user=user, request=request)
+            except ServiceError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(
+                    request,
+                    "Done. We will not record this interview, and any recording is deleted.",
+                )
+            return redirect("support:interview", token=token)
+        form = InterviewAnswerForm(request.POST)
+        if form.is_valid():
+            try:
+                interviews.interview_respond(
+                    interview=found,
+                    user=user,
+                    attend=form.cleaned_data["attend"] == "yes",
+                    recording=form.cleaned_data["recording"] == "yes",
+                    request=request,
+                )
+            except ServiceError as exc:
+                add_service_error(form, exc)
+                status = exc.status
+            else:
+                messages.success(request, "Thank you. Your answer is saved.")
+                return redirect("support:interview", token=token)
+        else:
+            status = 400
+    found.refresh_from_db()
+    if found.expired and status == 200:
+        status = 410
+    return render(
+        request, "support/interview.html", {"interview": found, "form": form}, status=status
+    )
+
+
+@login_required
+@require_POST
+def interview_recording_withdraw(request: HttpRequest) -> HttpResponse:
+    """From the privacy center: withdraw the permission to record one interview."""
+    user: Any = request.user
+    found = interviews.interview_get_for_user(user=user, interview_id=request.POST.get("interview"))
+    if found is None:
+        messages.error(request, "That interview was not found among yours.")
+        return redirect("privacy:center")
+    try:
+        interviews.interview_recording_withdraw(interview=found, user=user, request=request)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Done. We will not record “{found.topic}”, and any recording is deleted.",
+        )
+    return redirect(reverse("privacy:center") + "#interviews-heading")

@@ -109,7 +109,15 @@ def test_the_script_gets_json_and_no_redirect(client: Client) -> None:
     )
 
     assert response.status_code == 200
-    assert response.json() == {"ok": True, "analytics": False, "ab_testing": False, "reload": False}
+    assert response.json() == {
+        "ok": True,
+        "analytics": False,
+        "ab_testing": False,
+        "reload": False,
+        "removed_cookies": [],
+        "cookies_not_removable": [],
+        "notice": "",
+    }
     assert response.cookies[CONSENT_COOKIE].value == "v1.a0.b0"
 
 

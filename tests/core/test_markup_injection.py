@@ -61,7 +61,13 @@ from pipetower.privacy.models import (
     SupportGrant,
 )
 from pipetower.servers.models import Server, Tag, TeamSshKey
-from pipetower.support.models import Correspondence, Newsletter, Survey, SurveyResponse
+from pipetower.support.models import (
+    Correspondence,
+    Interview,
+    Newsletter,
+    Survey,
+    SurveyResponse,
+)
 from pipetower.teams.models import Invitation, Membership, Role, Team
 from tests.factories import TeamFactory, UserFactory
 
@@ -77,6 +83,7 @@ SKIPPED_FIELDS = {
     "account.EmailConfirmation.key": "a secret link key, never shown",
     "teams.Team.slug": "a URL part, validated as a slug",
     "teams.Invitation.token_hash": "a hash, never shown",
+    "support.Interview.token_hash": "a hash, never shown",
     "api.ApiToken.token_hash": "a hash, never shown",
     "usersessions.UserSession.session_key": "the session key, never shown",
     "mfa.Authenticator.data": "allauth's own structure (secrets, public keys)",
@@ -114,6 +121,7 @@ MUST_SHOW = {
     "api.ApiToken.name",
     "audit.AuditEvent.target_label",
     "support.Correspondence.body",
+    "support.Interview.topic",
     "accounts.SignInEvent.browser",
     "privacy.Subprocessor.name",
     "privacy.Subprocessor.purpose",
@@ -367,6 +375,15 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
     survey = Survey.objects.create(title="How are we doing?", questions="Good?\nBad?", sent_at=now)
     SurveyResponse.objects.create(survey=survey, user=other, answers=["yes", "no"])
     Newsletter.objects.create(subject="News", body="Body")
+    Interview.objects.create(
+        user=owner,
+        topic="Schedules",
+        scheduled_for=now + datetime.timedelta(days=1),
+        token_hash="i" * 64,
+        recording_allowed=True,
+        recording_reference="rec.mp3",
+        invited_by=staff,
+    )
     PageView.objects.create(path="/teams/", day=now.date())
     ExperimentExposure.objects.create(experiment="exp", variant="a", day=now.date())
     grant = SupportGrant.objects.create(

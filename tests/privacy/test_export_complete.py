@@ -46,7 +46,7 @@ from pipetower.privacy.models import (
     SupportGrant,
 )
 from pipetower.servers.models import Server, TeamSshKey
-from pipetower.support.models import Correspondence, Survey, SurveyResponse
+from pipetower.support.models import Correspondence, Interview, Survey, SurveyResponse
 from pipetower.teams.models import Invitation, Membership, Role, Team
 from tests.factories import TeamFactory, UserFactory
 from tests.privacy.helpers import validate_archive
@@ -148,6 +148,15 @@ def seed(person: User) -> None:
     survey = Survey.objects.create(title="How are we doing?", questions="Good?")
     SurveyResponse.objects.create(survey=survey, user=person, answers=["yes"])
     SubprocessorSubscriber.objects.create(email=person.email, confirmed_at=now)
+    Interview.objects.create(
+        user=person,
+        topic="Schedules",
+        scheduled_for=now,
+        token_hash="i" * 64,
+        recording_allowed=True,
+        recording_reference="rec.mp3",
+        invited_by=boss,
+    )
 
 
 class Markers:

@@ -295,6 +295,8 @@ MAY_WRITE = {
     "socialaccount.SocialApp": "the operator's Google sign-in configuration",
     "support.Newsletter": "text Pipetower writes for subscribers",
     "support.Survey": "questions Pipetower writes",
+    "support.Interview": "invited through interview_invite; a kept recording noted through "
+    "interview_recording_keep, refused without the person's yes; never deleted",
     "privacy.DataSubjectRequest": "steps through privacy.rights_requests (start, extend, answer)",
     "privacy.PolicyVersion": "add only, through policy_version_publish; never changed or deleted",
     "api.ApiToken": "every field read only; revoking goes through api_token_revoke",

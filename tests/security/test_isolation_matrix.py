@@ -189,6 +189,7 @@ NOT_ABOUT_A_TEAM_OBJECT = {
         "privacy:subprocessors_confirm", "privacy:subprocessors_unsubscribe",
         "privacy:transparency", "privacy:policy", "privacy:policy_version",
         "privacy:policy_acknowledge", "support:contact", "support:survey",
+        "support:interview", "support:interview_recording_withdraw",
         "analytics:cookies", "analytics:consent", "analytics:blocked", "analytics:stats",
         "hooks:receive",
     },

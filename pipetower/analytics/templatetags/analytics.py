@@ -8,8 +8,9 @@ from django import template
 from django.conf import settings
 from django.http import HttpRequest
 
-from pipetower.analytics.cookies import ANALYTICS, choices_of, cookie_allowed
+from pipetower.analytics.cookies import ANALYTICS, choices_of, cookie_allowed, scripts_allowed
 from pipetower.analytics.experiments import EXPERIMENTS, assignments_for, variant_for
+from pipetower.analytics.scripts import configured_scripts
 from pipetower.analytics.services import experiment_exposure_record
 
 register = template.Library()
@@ -47,6 +48,7 @@ def cookie_banner(context: template.Context) -> dict[str, Any]:
     return {
         "show": show,
         "csrf_token": context.get("csrf_token"),
+        "scripts": configured_scripts() if show else [],
     }
 
 
@@ -55,4 +57,7 @@ def analytics_snippet(context: template.Context) -> dict[str, Any]:
     request: HttpRequest | None = context.get("request")
     url = getattr(settings, "ANALYTICS_SNIPPET_URL", "")
     allowed = bool(url) and request is not None and cookie_allowed(request, ANALYTICS)
-    return {"snippet_url": url if allowed else ""}
+    return {
+        "snippet_url": url if allowed else "",
+        "scripts": scripts_allowed(request) if request is not None else [],
+    }
