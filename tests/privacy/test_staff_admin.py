@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from types import SimpleNamespace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -198,7 +198,7 @@ def team_paths(planted: dict[type, models.Model]) -> list[str]:
     by_name["member"] = by_name["membership"]
     by_name["grant"] = by_name["supportgrant"]
     # An action's version is named by its number, not its id.
-    by_name["n"] = SimpleNamespace(pk=by_name["actionversion"].number)  # type: ignore[attr-defined]
+    by_name["n"] = SimpleNamespace(pk=by_name["actionversion"].number)  # type: ignore[assignment,attr-defined]
     team = planted[Team]
 
     def fill(match: re.Match[str]) -> str:
