@@ -214,3 +214,23 @@ def test_the_upgrade_gives_existing_actions_a_first_version_with_their_secrets(a
     assert (first.number, first.script, first.created_by) == (1, "echo one\n", None)
     assert first.secret_default_values() == {"token": SECRET}
     assert Action.objects.get(pk=action.pk).current_version == 1
+
+
+def test_the_edit_form_says_when_a_save_made_a_version(team, owner_client):
+    form = {
+        "name": "Backup",
+        "script": "echo one",
+        "timeout_seconds": "300",
+        "concurrency": "10",
+        **{f"params-{k}": v for k, v in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))},
+    }
+    owner_client.post(reverse("actions:create", args=[team.slug]), form)
+    action = Action.objects.get(team=team, name="Backup")
+    edit = reverse("actions:edit", args=[team.slug, action.pk])
+
+    changed = owner_client.post(edit, {**form, "script": "echo two"}, follow=True)
+    same = owner_client.post(edit, {**form, "script": "echo two"}, follow=True)
+
+    assert "Action “Backup” saved as version 2." in changed.content.decode()
+    assert "Action “Backup” saved." in same.content.decode()
+    assert numbers(action) == [(1, []), (2, ["script"])]
