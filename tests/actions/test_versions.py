@@ -6,7 +6,9 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from pipetower.actions import services
@@ -202,6 +204,14 @@ def test_the_api_lists_gets_and_restores_versions(action, user, team, client, ma
     )
     assert run.json()["version_number"] == 3
     assert api.get(f"/teams/{team.slug}/runs/{run.json()['id']}").json()["version_number"] == 3
+
+    with CaptureQueriesContext(connection) as three:
+        assert api.get(f"{base}/versions").json()["count"] == 3
+    for script in ("echo 4", "echo 5", "echo 6"):
+        services.action_update(action=action, actor=make_member(Role.ADMIN), script=script)
+    with CaptureQueriesContext(connection) as six:
+        assert api.get(f"{base}/versions").json()["count"] == 6
+    assert len(six) == len(three)  # a page of versions costs the same whatever it holds
 
 
 def test_the_upgrade_gives_existing_actions_a_first_version_with_their_secrets(action):
