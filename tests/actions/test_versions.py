@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from pipetower.actions import services
-from pipetower.actions.models import Action, ActionVersion
+from pipetower.actions.models import Action, ActionVersion, Run
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.audit.models import AuditEvent
@@ -77,6 +77,13 @@ def test_a_run_records_its_version_and_its_page_links_it(action, user, team, own
     page = owner_client.get(reverse("runs:detail", args=[team.slug, run.pk]))
     version_url = reverse("actions:version", args=[team.slug, action.pk, 2])
     assert f'<a href="{version_url}">version 2</a>' in page.content.decode()
+
+    # Run again after a change: the form says which version it starts and links the diff.
+    Run.objects.filter(pk=run.pk).update(status="succeeded")
+    services.action_update(action=action, actor=user, script="echo three\n")
+    again = owner_client.get(reverse("runs:again", args=[team.slug, run.pk])).content.decode()
+    diff_url = reverse("actions:version", args=[team.slug, action.pk, 3]) + "?against=2"
+    assert f'the run had version 2: <a href="{diff_url}">what changed</a>' in again
 
 
 def test_the_version_page_shows_the_diff_escaped_and_never_a_secret_default(
