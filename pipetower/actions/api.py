@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from pipetower.actions import live, schedules, selectors, services, webhooks
-from pipetower.actions.models import Action, Run, RunStatus, Schedule, Webhook
+from pipetower.actions import live, schedules, selectors, services, versions, webhooks
+from pipetower.actions.models import Action, ActionVersion, Run, RunStatus, Schedule, Webhook
 from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
 from pipetower.api.pagination import Page, PageParams, paginate
@@ -97,6 +97,7 @@ class ActionOut(Schema):
     failure_limit: int | None
     default_server_ids: list[int]
     default_tags: list[str]
+    current_version: int = Field(..., description="The number of the version it runs now.")
     created_at: datetime
     updated_at: datetime
 
@@ -164,6 +165,9 @@ class RunOut(Schema):
     finished_at: datetime | None
     params: dict[str, Any] = Field(..., description="Secret values are masked.")
     rerun_of: int | None
+    version_number: int | None = Field(
+        None, description="The action's version the run ran (null for runs before history)."
+    )
     target_counts: dict[str, int]
 
 
@@ -248,6 +252,7 @@ def _action_out(action: Action) -> dict[str, Any]:
         # .all() uses the list's prefetch; values_list() would query once per action.
         "default_server_ids": [server.pk for server in action.default_servers.all()],
         "default_tags": action.default_tags,
+        "current_version": action.current_version,
         "created_at": action.created_at,
         "updated_at": action.updated_at,
     }
@@ -272,6 +277,7 @@ def _run_out(
         "finished_at": run.finished_at,
         "params": run.masked_params(),
         "rerun_of": run.rerun_of_id,
+        "version_number": run.version_number,
         "target_counts": (
             counts if counts is not None else selectors.target_status_counts(run=run)
         ),
@@ -377,6 +383,100 @@ def run_start(request: HttpRequest, slug: str, action_id: int, payload: RunStart
     return Status(201, _run_out(run, targets=True))
 
 
+# --- versions ----------------------------------------------------------------------------
+
+
+class ActionVersionSummaryOut(Schema):
+    number: int
+    created_at: datetime
+    created_by: str | None = Field(..., description="Email of who saved it; null if unknown.")
+    changes: list[str] = Field(..., description="What changed from the version before.")
+    restored_from: int | None = Field(..., description="The version this one restored.")
+    current: bool
+
+
+class ActionVersionOut(ActionVersionSummaryOut):
+    script: str
+    parameters: list[ParameterOut] = Field(
+        ..., description="Secret parameters' defaults are never shown (null)."
+    )
+    run_as: str
+    timeout_seconds: int
+    concurrency: int
+    failure_limit: int | None
+
+
+def _version_out(version: ActionVersion, *, current: int, full: bool = False) -> dict[str, Any]:
+    changes = version.changes if isinstance(version.changes, list) else []
+    body: dict[str, Any] = {
+        "number": version.number,
+        "created_at": version.created_at,
+        "created_by": version.created_by.email if version.created_by else None,
+        "changes": [str(c) for c in changes],
+        "restored_from": version.restored_from,
+        "current": version.number == current,
+    }
+    if full:
+        body.update(
+            script=version.script,
+            parameters=version.parameters,
+            run_as=version.run_as,
+            timeout_seconds=version.timeout_seconds,
+            concurrency=version.concurrency,
+            failure_limit=version.failure_limit,
+        )
+    return body
+
+
+@router.get(
+    "/teams/{slug}/actions/{action_id}/versions",
+    response=with_errors({200: Page[ActionVersionSummaryOut]}, 401, 404, 429),
+    operation_id="action_versions_list",
+)
+def action_versions_list(
+    request: HttpRequest, slug: str, action_id: int, pagination: Query[PageParams]
+) -> dict[str, Any]:
+    """The action's versions, newest first: who saved each, when and what changed."""
+    team = _membership(request, slug).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    return paginate(
+        request,
+        versions.versions_for_action(action=action),
+        pagination,
+        transform=lambda v: _version_out(v, current=action.current_version),
+    )
+
+
+@router.get(
+    "/teams/{slug}/actions/{action_id}/versions/{n}",
+    response=with_errors({200: ActionVersionOut}, 401, 404),
+    operation_id="action_versions_get",
+)
+def action_versions_get(request: HttpRequest, slug: str, action_id: int, n: int) -> dict[str, Any]:
+    """Version `n` of the action: its script, parameters and settings."""
+    team = _membership(request, slug).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    version = versions.action_version_get(action=action, number=n)
+    return _version_out(version, current=action.current_version, full=True)
+
+
+@router.post(
+    "/teams/{slug}/actions/{action_id}/versions/{n}/restore",
+    response=with_errors({201: ActionVersionOut}),
+    operation_id="action_versions_restore",
+)
+def action_versions_restore(request: HttpRequest, slug: str, action_id: int, n: int) -> Status:
+    """Make version `n` what the action runs again (admins and owners): a new version
+    with its content; the history is kept. 409 when it is the current content."""
+    team = _membership(request, slug, Role.ADMIN).team
+    action = selectors.action_get(team=team, action_id=action_id)
+    version = versions.action_version_get(action=action, number=n)
+    new = services.action_version_restore(
+        action=action, number=version.number, actor=principal(request).user, request=request
+    )
+    return Status(201, _version_out(new, current=new.number, full=True))
+
+
 # --- runs --------------------------------------------------------------------------------
 
 
@@ -403,6 +503,7 @@ def run_list(
     columns = (
         *("id", "action_id", "action_name", "status", "trigger", "created_at"),
         *("finished_at", "params", "parameters", "rerun_of_id", "started_by__email"),
+        "version_number",
         *("schedule_id", "schedule_name", "webhook_id", "webhook_name"),
     )
     page = paginate(request, runs.only(*columns), pagination)

@@ -52,6 +52,9 @@ class Action(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The number of the ActionVersion this row's script and settings are; read with
+    # them in one row, so a run records exactly the version it ran.
+    current_version = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ("name",)
@@ -173,6 +176,9 @@ class Run(models.Model):
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The action's version (ActionVersion.number) the run ran; None for runs older
+    # than the history.
+    version_number = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -405,3 +411,55 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.delivery_id or self.pk} to {self.webhook_id} ({self.status})"
+
+
+class ActionVersion(models.Model):
+    """One numbered state of what an action runs: script, parameter definitions,
+    secret defaults (encrypted, never shown) and run settings. Creation is version 1;
+    every change to these (and every restore) adds the next number. Rows are never
+    changed afterwards.
+    """
+
+    # The fields of an action a version keeps, and how a change to each is named.
+    FIELDS = {
+        "script": "script",
+        "parameters": "parameters",
+        "secret_defaults": "secret defaults",
+        "run_as": "run as",
+        "timeout_seconds": "timeout",
+        "concurrency": "servers at once",
+        "failure_limit": "failure limit",
+    }
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    script = models.TextField()
+    parameters = models.JSONField(default=list, blank=True)
+    secret_defaults = EncryptedTextField(key_owner="team", blank=True)
+    run_as = models.CharField(max_length=32, blank=True)
+    timeout_seconds = models.PositiveIntegerField()
+    concurrency = models.PositiveIntegerField()
+    failure_limit = models.PositiveIntegerField(null=True, blank=True)
+    # What changed from the version before, as FIELDS' words ([] for version 1).
+    changes = models.JSONField(default=list, blank=True)
+    # Set when this version was made by restoring an older one: its number.
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("action", "-number")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("action", "number"), name="unique_action_version_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"version {self.number} of action {self.action_id}"
+
+    def secret_default_values(self) -> dict[str, str]:
+        return json.loads(self.secret_defaults) if self.secret_defaults else {}

@@ -26,6 +26,7 @@ from pipetower.actions.models import (
     ACTIVE_STATUSES,
     FAILED_STATUSES,
     Action,
+    ActionVersion,
     OutputChunk,
     Run,
     RunStatus,
@@ -50,6 +51,13 @@ NO_TARGETS = "Choose at least one server or tag to run on."
 
 class TargetNotFound(ServiceError):
     """A server asked for by id is not in this team (or does not exist): 404, as for reads."""
+
+    code = "not_found"
+    status = 404
+
+
+class VersionNotFound(ServiceError):
+    """No version of that number: 404, as for reads."""
 
     code = "not_found"
     status = 404
@@ -241,19 +249,20 @@ def action_create(
     servers = clean.pop("default_servers")
     try:
         with transaction.atomic():
-            action = Action(team=team, created_by=actor, **clean)
+            action = Action(team=team, created_by=actor, current_version=1, **clean)
             action.save()
             action.default_servers.set(servers)
+            _version_add(action=action, actor=actor, changes=[])
+            audit_record(
+                actor=actor,
+                team=team,
+                verb="action.created",
+                target=action,
+                request=request,
+                data=_audit_data(action),
+            )
     except IntegrityError:
         raise Conflict(f"An action named {clean['name']!r} already exists.", field="name") from None
-    audit_record(
-        actor=actor,
-        team=team,
-        verb="action.created",
-        target=action,
-        request=request,
-        data=_audit_data(action),
-    )
     return action
 
 
@@ -283,30 +292,145 @@ def action_update(
         raise ServiceError(f"Unknown field {sorted(unknown)[0]}.")
     clean = _clean_fields(team=action.team, fields=changes)
     servers = clean.pop("default_servers", None)
-    changed = sorted(
-        k for k, v in clean.items() if k != "secret_defaults" and getattr(action, k) != v
-    )
-    if "secret_defaults" in clean and clean["secret_defaults"] != action.secret_defaults:
-        changed.append("secret defaults")
-    for key, value in clean.items():
-        setattr(action, key, value)
     try:
         with transaction.atomic():
-            action.save()
+            # Locked and read afresh: two edits at once each add their own version.
+            locked = _lock_action(action)
+            versioned = _version_changes(locked, clean)
+            changed = sorted(
+                k for k, v in clean.items() if k != "secret_defaults" and getattr(locked, k) != v
+            )
+            if "secret_defaults" in clean and "secret defaults" in versioned:
+                changed.append("secret defaults")
+            for key, value in clean.items():
+                setattr(locked, key, value)
+            if versioned:
+                locked.current_version += 1
+            locked.save()
             if servers is not None:
-                action.default_servers.set(servers)
+                locked.default_servers.set(servers)
                 changed.append("default servers")
+            if versioned:
+                _version_add(action=locked, actor=actor, changes=versioned)
+            audit_record(
+                actor=actor,
+                team=locked.team,
+                verb="action.updated",
+                target=locked,
+                request=request,
+                data={
+                    **_audit_data(locked),
+                    "changed": changed,
+                    **({"version": locked.current_version} if versioned else {}),
+                },
+            )
     except IntegrityError:
-        raise Conflict(f"An action named {action.name!r} already exists.", field="name") from None
-    audit_record(
-        actor=actor,
-        team=action.team,
-        verb="action.updated",
-        target=action,
-        request=request,
-        data={**_audit_data(action), "changed": changed},
-    )
+        raise Conflict(
+            f"An action named {clean.get('name', action.name)!r} already exists.", field="name"
+        ) from None
+    action.refresh_from_db()
     return action
+
+
+def _lock_action(action: Action) -> Action:
+    """The action's row, locked for this transaction and read afresh."""
+    locked = Action.objects.select_for_update().get(pk=action.pk)
+    locked.team = action.team  # the same team, without locking its row too
+    return locked
+
+
+def _version_content(obj: Action | ActionVersion) -> dict[str, Any]:
+    """What a version keeps of an action (or a version), secret defaults decoded."""
+    content = {name: getattr(obj, name) for name in ActionVersion.FIELDS}
+    content["secret_defaults"] = obj.secret_default_values()
+    return content
+
+
+def _version_changes(action: Action, clean: Mapping[str, Any]) -> list[str]:
+    """The words for the versioned fields `clean` changes in `action` ([]: none)."""
+    current = _version_content(action)
+    changed = []
+    for name, words in ActionVersion.FIELDS.items():
+        if name not in clean:
+            continue
+        value = clean[name]
+        if name == "secret_defaults":
+            value = json.loads(value) if value else {}
+        if value != current[name]:
+            changed.append(words)
+    return changed
+
+
+def _version_add(
+    *, action: Action, actor: Any, changes: list[str], restored_from: int | None = None
+) -> ActionVersion:
+    """Keep the action's content as its version `action.current_version`. Called inside
+    the transaction that wrote the action (create, update, restore), with it locked."""
+    version = ActionVersion(
+        team=action.team,
+        action=action,
+        number=action.current_version,
+        script=action.script,
+        parameters=action.parameters,
+        secret_defaults=action.secret_defaults,
+        run_as=action.run_as,
+        timeout_seconds=action.timeout_seconds,
+        concurrency=action.concurrency,
+        failure_limit=action.failure_limit,
+        changes=changes,
+        restored_from=restored_from,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    version.save()
+    return version
+
+
+def action_version_restore_refusal(*, action: Action, actor: Any) -> NotAllowed | None:
+    """Why `actor` may not restore versions of `action` (None: they may): whoever can
+    change the action. Pages ask it to decide whether to show the button."""
+    return role_refusal(team=action.team, actor=actor, role=Role.ADMIN, doing="change actions")
+
+
+def action_version_restore(
+    *, action: Action, number: int, actor: Any, request: HttpRequest | None = None
+) -> ActionVersion:
+    """Make version `number`'s content the action's again, as a new version (the
+    history is never rewritten). Refused when it is the current content already."""
+    if refusal := action_version_restore_refusal(action=action, actor=actor):
+        raise refusal
+    with transaction.atomic():
+        locked = _lock_action(action)
+        old = ActionVersion.objects.filter(action=locked, number=number).first()
+        if old is None:
+            raise VersionNotFound(f"This action has no version {number}.")
+        content = _version_content(old)
+        clean = {**content, "secret_defaults": old.secret_defaults}
+        versioned = _version_changes(locked, clean)
+        if not versioned:
+            raise Conflict(
+                f"Version {number} is what the action runs now (version "
+                f"{locked.current_version}), so there is nothing to restore."
+            )
+        for key, value in clean.items():
+            setattr(locked, key, value)
+        locked.current_version += 1
+        locked.save()
+        version = _version_add(action=locked, actor=actor, changes=versioned, restored_from=number)
+        audit_record(
+            actor=actor,
+            team=locked.team,
+            verb="action.version_restored",
+            target=locked,
+            request=request,
+            data={
+                **_audit_data(locked),
+                "restored": number,
+                "version": version.number,
+                "changed": versioned,
+            },
+        )
+    action.refresh_from_db()
+    return version
 
 
 def action_delete(*, action: Action, actor: Any, request: HttpRequest | None = None) -> None:
@@ -495,6 +619,7 @@ def run_start(
             timeout_seconds=action.timeout_seconds,
             concurrency=action.concurrency,
             failure_limit=action.failure_limit,
+            version_number=action.current_version,
             trigger=trigger,
             started_by=actor,
             rerun_of=rerun_of,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipetower.actions import views, webhook_views
+from pipetower.actions import history_views, views, webhook_views
 
 app_name = "actions"
 urlpatterns = [
@@ -12,6 +12,13 @@ urlpatterns = [
     path("<int:action_id>/run/", views.action_run, name="run"),
     path("<int:action_id>/schedules/new/", views.schedule_create, name="schedule_create"),
     path("<int:action_id>/webhooks/new/", webhook_views.webhook_create, name="webhook_create"),
+    path("<int:action_id>/history/", history_views.action_history, name="history"),
+    path("<int:action_id>/versions/<int:n>/", history_views.action_version, name="version"),
+    path(
+        "<int:action_id>/versions/<int:n>/restore/",
+        history_views.action_version_restore,
+        name="version_restore",
+    ),
 ]
 
 # Mounted at teams/<team_slug>/runs/ (config/urls.py), namespace "runs".

@@ -91,10 +91,16 @@ def _action_form_page(request: HttpRequest, action: Action | None) -> HttpRespon
                     )
                     messages.success(request, f"Action “{action.name}” created.")
                 else:
+                    before = action.current_version
                     action = services.action_update(
                         action=action, actor=request.user, request=request, **fields
                     )
-                    messages.success(request, f"Action “{action.name}” saved.")
+                    new = action.current_version
+                    messages.success(
+                        request,
+                        f"Action “{action.name}” saved"
+                        + (f" as version {new}." if new != before else "."),
+                    )
                 return redirect("actions:detail", team.slug, action.pk)
             except ServiceError as exc:
                 form.add_service_error(exc)

@@ -38,6 +38,7 @@ PHRASES: dict[str, str] = {
     "action.created": "created the action",
     "action.updated": "changed the action",
     "action.deleted": "deleted the action",
+    "action.version_restored": "restored an earlier version of",
     "run.started": "started",
     "run.cancelled": "cancelled",
     "run.targets_lost": "lost contact with servers in",

@@ -236,6 +236,7 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "survey_id": "1",
         "grant_id": str(grant.pk),
         "number": "1",
+        "n": "1",
         "session_id": "1",
         "pk": "1",
     }

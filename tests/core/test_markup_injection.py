@@ -33,6 +33,7 @@ from django.utils import timezone
 from pipetower.accounts.models import SignInEvent, User
 from pipetower.actions.models import (
     Action,
+    ActionVersion,
     OutputChunk,
     Run,
     RunTarget,
@@ -105,6 +106,9 @@ MUST_SHOW = {
     "actions.Action.script",
     "actions.Action.parameters",
     "actions.Action.default_tags",
+    "actions.ActionVersion.script",
+    "actions.ActionVersion.parameters",
+    "actions.ActionVersion.changes",
     "actions.Run.action_name",
     "actions.Run.schedule_name",
     "actions.Schedule.name",
@@ -266,6 +270,18 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         ],
     )
     action.default_servers.add(server)
+    ActionVersion.objects.create(
+        team=team,
+        action=action,
+        number=1,
+        script="echo hi",
+        parameters=action.parameters,
+        run_as="deploy",
+        timeout_seconds=60,
+        concurrency=1,
+        changes=["script"],
+        created_by=owner,
+    )
     run = Run.objects.create(
         team=team,
         action=action,
@@ -449,6 +465,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "survey_id": survey.pk,
         "grant_id": grant.pk,
         "number": 1,
+        "n": 1,
         "pk": 1,
         "token": "no-such-token",
         "key": "no-such-key",

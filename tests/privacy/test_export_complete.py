@@ -28,7 +28,15 @@ from django.db import models
 from django.utils import timezone
 
 from pipetower.accounts.models import SignInEvent, User
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
+from pipetower.actions.models import (
+    Action,
+    ActionVersion,
+    OutputChunk,
+    Run,
+    RunTarget,
+    Schedule,
+    Webhook,
+)
 from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
 from pipetower.privacy import export
@@ -86,6 +94,16 @@ def seed(person: User) -> None:
     )
     TeamSshKey.objects.create(team=theirs, public_key="ssh-ed25519 AAAA", created_by=person)
     action = Action.objects.create(team=theirs, name="Deploy", script="true", created_by=person)
+    ActionVersion.objects.create(
+        team=theirs,
+        action=action,
+        number=2,
+        script="true",
+        timeout_seconds=60,
+        concurrency=1,
+        changes=["script"],
+        created_by=person,
+    )
     Schedule.objects.create(
         team=theirs,
         action=action,

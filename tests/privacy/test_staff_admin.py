@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -196,6 +197,8 @@ def team_paths(planted: dict[type, models.Model]) -> list[str]:
     by_name["target"] = by_name["runtarget"]
     by_name["member"] = by_name["membership"]
     by_name["grant"] = by_name["supportgrant"]
+    # An action's version is named by its number, not its id.
+    by_name["n"] = SimpleNamespace(pk=by_name["actionversion"].number)  # type: ignore[assignment,attr-defined]
     team = planted[Team]
 
     def fill(match: re.Match[str]) -> str:

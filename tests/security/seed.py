@@ -78,6 +78,7 @@ class Seed:
             "grant_id": self.grant.pk,
             "schedule_id": self.schedule.pk,
             "webhook_id": self.webhook.pk,
+            "n": 1,  # the action's first version
         }
 
 

@@ -72,6 +72,10 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "actions:edit": ("admin", "admin"),
     "actions:delete": ("admin", "admin"),
     "actions:run": ("operator", "operator"),
+    # An action's history is read by all; restoring a version is changing the action.
+    "actions:history": ("viewer", "admin"),
+    "actions:version": ("viewer", "admin"),
+    "actions:version_restore": ("none", "admin"),
     # Who can run actions manages their schedules; viewers read the list.
     "actions:schedule_create": ("operator", "operator"),
     "schedules:list": ("viewer", "admin"),
@@ -141,6 +145,9 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "PATCH /api/v1/teams/{slug}/actions/{action_id}": ("admin", {"name": "renamed"}),
     "DELETE /api/v1/teams/{slug}/actions/{action_id}": ("admin", None),
     "POST /api/v1/teams/{slug}/actions/{action_id}/runs": ("operator", {}),
+    "GET /api/v1/teams/{slug}/actions/{action_id}/versions": ("viewer", None),
+    "GET /api/v1/teams/{slug}/actions/{action_id}/versions/{n}": ("viewer", None),
+    "POST /api/v1/teams/{slug}/actions/{action_id}/versions/{n}/restore": ("admin", None),
     "GET /api/v1/teams/{slug}/runs": ("viewer", None),
     "GET /api/v1/teams/{slug}/runs/{run_id}": ("viewer", None),
     "GET /api/v1/teams/{slug}/runs/{run_id}/targets/{target_id}/output": ("viewer", None),
