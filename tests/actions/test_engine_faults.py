@@ -23,6 +23,7 @@ from pipetower.servers.models import Server
 from pipetower.servers.services import team_server_settings_update
 from tests.actions.conftest import ANY_HOST_KEY, add_server, execute, output_of
 from tests.actions.test_worker import purge_filesystem_queue
+from tests.core._ops import kill_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -162,8 +163,7 @@ def test_a_connection_lost_mid_script_is_unreachable_as_documented(
     run = start(make_action("echo started; sleep 60", timeout_seconds=60), user, [server])
     worker = in_thread(run)
     wait_for_output(run, "started")
-    for pid in session_processes(sshd.pid):
-        os.kill(pid, signal.SIGKILL)
+    kill_all(session_processes(sshd.pid))
     worker.join(timeout=30)
     assert not worker.is_alive()
     target = RunTarget.objects.get(run=run)

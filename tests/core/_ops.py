@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,6 +155,14 @@ def descendants(pid: int) -> dict[int, str]:
             found[current] = cmdline(current)
         todo.extend(children.get(current, []))
     return found
+
+
+def kill_all(pids: list[int], sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to each process; one that ended meanwhile (say, a session
+    closing as its parent dies) is already what the caller wanted."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def process_group_members(pgid: int) -> list[int]:

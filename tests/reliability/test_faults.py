@@ -10,8 +10,6 @@ in test_broker_outage.py.)
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +21,7 @@ from pipetower.actions import services
 from pipetower.actions.models import Run, RunStatus, TargetStatus
 from pipetower.config.celery import app
 from tests.actions.conftest import add_server, output_of, pinned_server
-from tests.core._ops import descendants, wait_until
+from tests.core._ops import descendants, kill_all, wait_until
 from tests.reliability.procs import Worker, purge_queues, start_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -78,8 +76,7 @@ def test_sshd_killed_mid_script(
     wait_for_output(run, "before\n", worker)
 
     assert sshd.process is not None
-    for pid in [*descendants(sshd.process.pid), sshd.process.pid]:  # the session too
-        os.kill(pid, signal.SIGKILL)
+    kill_all([*descendants(sshd.process.pid), sshd.process.pid])  # the session too
 
     run, seconds = finished_within(run, FINAL_BOUND, worker)
     target = run.targets.get()
