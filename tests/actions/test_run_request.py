@@ -483,3 +483,46 @@ def test_run_again_shows_the_default_of_a_parameter_added_since(
     assert 'name="param_region" value="eu"' in page
     assert 'name="param_version" value="2.5"' in page
     assert "The action has been edited since run" in page
+
+
+def _post_again(api, team, run, body, content_type):
+    return api.client.post(
+        f"/api/v1/teams/{team.slug}/runs/{run.pk}/again",
+        data=body,
+        content_type=content_type,
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json",
+        "text/plain",
+    ],
+)
+def test_run_again_through_the_api_with_an_empty_body_of_any_type_uses_the_runs_values(
+    api, team, finished_run, content_type
+):
+    response = _post_again(api, team, finished_run, "", content_type)
+    assert response.status_code == 201, response.content
+    assert response.json()["params"]["version"] == "2.5"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        ("version=3", "application/x-www-form-urlencoded", 400, "not valid JSON"),
+        ("{", "application/json", 400, "not valid JSON"),
+        ("[]", "application/json", 422, "payload"),
+    ],
+)
+def test_run_again_through_the_api_refuses_a_body_that_is_not_a_json_object_clearly(
+    api, team, finished_run, body, content_type, status, says
+):
+    response = _post_again(api, team, finished_run, body, content_type)
+    assert response.status_code == status
+    assert says in error_of(response)["message"]
+    assert Run.objects.filter(action=finished_run.action).count() == 1  # nothing started
