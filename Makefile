@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve check test fuzz lint fmt install install-test clean screenshots bench
+.PHONY: serve check test fuzz lint fmt install install-test clean screenshots bench bench-users
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -51,6 +51,10 @@ fuzz: $(TEST_STAMP)
 # Load benchmark by hand (needs wrk); bench/RESULTS.md has the figures.
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
+# Many people at once while a run streams on 200 real sshd servers (needs root, like the SSH tests).
+bench-users: $(TEST_STAMP)
+	$(BIN)/python bench/users.py $(BENCH_ARGS)
 
 fmt: $(TEST_STAMP)
 	$(BIN)/ruff format .

@@ -74,6 +74,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serving_port() -> int:
+    """A free loopback port for a Pipetower about to start, made its public address.
+
+    Set before the process starts: with the default (http://localhost:<port>) a
+    local Pipetower sends browser requests on 127.0.0.1 to that name with a 301,
+    and a benchmark would measure redirects instead of pages.
+    """
+    port = free_port()
+    os.environ["PIPETOWER_BASE_URL"] = f"http://127.0.0.1:{port}"
+    return port
+
+
 def wait_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

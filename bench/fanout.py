@@ -55,7 +55,7 @@ def main(sizes: list[int]) -> None:
     action = services.action_create(
         team=team, actor=user, name="uname", script="uname -a", concurrency=1000
     )
-    port = _env.free_port()
+    port = _env.serving_port()
     web = _env.start_web(port)
     worker = _env.start_worker(concurrency=2)
     session = requests.Session()

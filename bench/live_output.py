@@ -252,7 +252,7 @@ def main() -> None:
         ("pipetower web: ASGI router (after)", start_pipetower_web),
     )
     for label, starter in () if os.environ.get("BENCH_SKIP_COST") else servers:
-        port = _env.free_port()
+        port = _env.serving_port()
         web = starter(port)
         try:
             _env.wait_port(port)
@@ -263,7 +263,7 @@ def main() -> None:
         for url, (cpu, p50) in costs[label].items():
             print(f"{label:36s} {url:32s} CPU {cpu:5.2f} ms/request, median {p50:5.1f} ms")
 
-    port = _env.free_port()
+    port = _env.serving_port()
     web = start_pipetower_web(port)
     try:
         time.sleep(2)

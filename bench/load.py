@@ -116,7 +116,7 @@ def main() -> None:
 
     seeded = _seed.seed()
     connections.close_all()
-    port = _env.free_port()
+    port = _env.serving_port()
     serve = subprocess.Popen(
         [sys.executable, "-m", "pipetower.cli", "serve", "--port", str(port)],
         cwd=_env.ROOT,

@@ -47,8 +47,14 @@ class LoopbackAliasRedirectMiddleware:
     Cookies belong to a host name, so a person who opened http://127.0.0.1:8000
     and then an emailed http://localhost:8000 link would meet a sign-in page.
     Only loopback aliases of a loopback base URL on the same port are redirected;
-    any other host is left to ALLOWED_HOSTS.
+    any other host is left to ALLOWED_HOSTS. Machines are never redirected: the
+    API, webhook deliveries, /healthz and any request carrying an Authorization
+    header answer on whichever local name they used (an HTTP client following a
+    redirect to another host name drops the token, and a monitor wants an answer,
+    not a 301).
     """
+
+    MACHINE_PATHS = ("/api/", "/hooks/", "/healthz")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -58,7 +64,12 @@ class LoopbackAliasRedirectMiddleware:
         self.active = self.base_host in LOOPBACK_NAMES
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self.active and request.method in {"GET", "HEAD"}:
+        if (
+            self.active
+            and request.method in {"GET", "HEAD"}
+            and not request.path.startswith(self.MACHINE_PATHS)
+            and "authorization" not in request.headers
+        ):
             host = urlsplit("//" + request.get_host())
             name = (host.hostname or "").lower()
             port = host.port or (443 if request.is_secure() else 80)

@@ -128,6 +128,31 @@ def test_a_local_alias_of_the_base_address_is_sent_to_it(settings, db, alias):
 
 
 @pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api/v1/teams/", {}),
+        ("/api/v1/me", {"HTTP_AUTHORIZATION": "Bearer ptk_x_y"}),
+        ("/healthz", {}),
+        ("/hooks/abc/", {}),
+        ("/teams/", {"HTTP_AUTHORIZATION": "Bearer ptk_x_y"}),
+    ],
+)
+def test_machines_are_answered_on_the_local_alias_they_used(settings, db, path, headers):
+    """A client following a 301 to another host name drops its token (then meets a
+    401); a monitor asking /healthz wants the answer itself."""
+    settings.BASE_URL = "http://localhost:8000"
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from pipetower.core.links import LoopbackAliasRedirectMiddleware
+
+    middleware = LoopbackAliasRedirectMiddleware(lambda request: HttpResponse("answered"))
+    response = middleware(RequestFactory().get(path, HTTP_HOST="127.0.0.1:8000", **headers))
+    assert response.status_code == 200
+    assert response.content == b"answered"
+
+
+@pytest.mark.parametrize(
     ("argv", "expected"),
     [
         (["--port", "9100"], None),  # the settings' default, http://localhost:9100, is printed
