@@ -9,6 +9,9 @@ from typing import Any, Literal
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
+# Any JSON value, said so explicitly (for audit event data, whose keys depend on the verb).
+type JsonValue = str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None
+
 
 class Input(Schema):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -111,7 +114,9 @@ class AuditEventOut(Schema):
     target_id: str
     target_label: str
     ip: str | None
-    data: dict[str, Any]
+    data: dict[str, JsonValue] = Field(
+        ..., description="What the event records; the keys depend on the verb."
+    )
     created_at: datetime
 
 

@@ -34,7 +34,9 @@ AuthMethod = Literal["team_key", "private_key", "password"]
 class HostKeyOut(Schema):
     pinned: bool
     fingerprints: list[str] = Field(..., description="SHA256 fingerprints of the pinned keys.")
-    source: str = Field(..., description="confirmed, trust_on_first_use, pasted, or empty.")
+    source: Literal["", "confirmed", "trust_on_first_use", "pasted"] = Field(
+        ..., description="How the pin was made; empty without a pin."
+    )
     pinned_at: datetime | None
     offered_fingerprint: str = Field(
         ...,
@@ -138,7 +140,7 @@ class KnownHostsIn(Input):
 class TeamKeyOut(Schema):
     fingerprint: str
     authorized_keys_line: str
-    state: str
+    state: Literal["current", "next", "retired"]
     created_at: datetime
 
 
@@ -210,7 +212,9 @@ def _key_out(key: TeamSshKey) -> dict[str, Any]:
 
 
 @router.get(
-    "/teams/{slug}/servers", response=with_errors({200: Page[ServerOut]}, 401, 404, 422, 429)
+    "/teams/{slug}/servers",
+    response=with_errors({200: Page[ServerOut]}, 400, 401, 404, 422, 429),
+    operation_id="servers_list",
 )
 def server_list(
     request: HttpRequest,
@@ -224,7 +228,11 @@ def server_list(
     return paginate(request, servers, pagination, transform=server_out)
 
 
-@router.post("/teams/{slug}/servers", response=with_errors({201: ServerOut}))
+@router.post(
+    "/teams/{slug}/servers",
+    response=with_errors({201: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_create",
+)
 def server_create(
     request: HttpRequest, slug: str, payload: ServerCreateIn
 ) -> Status[dict[str, Any]]:
@@ -250,13 +258,20 @@ def server_create(
 
 
 @router.get(
-    "/teams/{slug}/servers/{server_id}", response=with_errors({200: ServerOut}, 401, 404, 429)
+    "/teams/{slug}/servers/{server_id}",
+    response=with_errors({200: ServerOut}, 400, 401, 404, 429),
+    operation_id="servers_get",
 )
 def server_get(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
+    """One server: address, tags, pin state, last check (never a secret)."""
     return server_out(_server(request, slug, server_id))
 
 
-@router.patch("/teams/{slug}/servers/{server_id}", response=with_errors({200: ServerOut}))
+@router.patch(
+    "/teams/{slug}/servers/{server_id}",
+    response=with_errors({200: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_update",
+)
 def server_update(
     request: HttpRequest, slug: str, server_id: int, payload: ServerUpdateIn
 ) -> dict[str, Any]:
@@ -286,7 +301,11 @@ def server_update(
     return server_out(server)
 
 
-@router.delete("/teams/{slug}/servers/{server_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/servers/{server_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 409, 429),
+    operation_id="servers_delete",
+)
 def server_delete(request: HttpRequest, slug: str, server_id: int) -> Status[None]:
     """Delete a server (admins): its credentials and pin are forgotten."""
     server = _server(request, slug, server_id)
@@ -321,7 +340,8 @@ def _check_out(server: Server) -> dict[str, Any]:
 
 @router.post(
     "/teams/{slug}/servers/{server_id}/check",
-    response=with_errors({202: CheckOut}, 401, 403, 404, 429),
+    response=with_errors({202: CheckOut}, 400, 401, 403, 404, 429),
+    operation_id="servers_check",
 )
 def server_check(request: HttpRequest, slug: str, server_id: int) -> Status[dict[str, Any]]:
     """Ask for a connection test (operators and up); it runs in the background.
@@ -346,7 +366,8 @@ def server_check(request: HttpRequest, slug: str, server_id: int) -> Status[dict
 
 @router.get(
     "/teams/{slug}/servers/{server_id}/check",
-    response=with_errors({200: CheckOut}, 401, 404),
+    response=with_errors({200: CheckOut}, 400, 401, 404, 429),
+    operation_id="servers_check_result",
 )
 def server_check_result(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
     """The connection test in progress, or the last one's result."""
@@ -354,7 +375,9 @@ def server_check_result(request: HttpRequest, slug: str, server_id: int) -> dict
 
 
 @router.post(
-    "/teams/{slug}/servers/{server_id}/host-key/pin", response=with_errors({200: ServerOut})
+    "/teams/{slug}/servers/{server_id}/host-key/pin",
+    response=with_errors({200: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_host_key_pin",
 )
 def server_host_key_pin(
     request: HttpRequest, slug: str, server_id: int, payload: PinIn
@@ -376,7 +399,8 @@ def server_host_key_pin(
 
 @router.post(
     "/teams/{slug}/servers/{server_id}/host-key/known-hosts",
-    response=with_errors({200: ServerOut}),
+    response=with_errors({200: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_known_hosts_pin",
 )
 def server_host_key_paste(
     request: HttpRequest, slug: str, server_id: int, payload: KnownHostsIn
@@ -396,7 +420,11 @@ def server_host_key_paste(
 # --- team SSH key ------------------------------------------------------------------------
 
 
-@router.get("/teams/{slug}/ssh-key", response=with_errors({200: TeamKeysOut}, 401, 404, 429))
+@router.get(
+    "/teams/{slug}/ssh-key",
+    response=with_errors({200: TeamKeysOut}, 400, 401, 404, 429),
+    operation_id="ssh_key_get",
+)
 def team_ssh_key(request: HttpRequest, slug: str) -> dict[str, Any]:
     """The team's public key and its authorized_keys line (never the private key)."""
     team = _team(request, slug)

@@ -19,13 +19,21 @@ from pipetower.core.errors import ServiceError
 router = Router(tags=["tokens"])
 
 
-@router.get("/tokens", response=with_errors({200: Page[TokenOut]}, 401, 404, 422, 429))
+@router.get(
+    "/tokens",
+    response=with_errors({200: Page[TokenOut]}, 400, 401, 404, 422, 429),
+    operation_id="tokens_list",
+)
 def token_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, object]:
     """Your API tokens, newest first. The token itself is never shown again."""
     return paginate(request, api_tokens_for_user(user=principal(request).user), pagination)
 
 
-@router.post("/tokens", response=with_errors({201: TokenCreatedOut}, 400, 401, 403, 422, 429))
+@router.post(
+    "/tokens",
+    response=with_errors({201: TokenCreatedOut}, 400, 401, 403, 422, 429),
+    operation_id="tokens_create",
+)
 def token_create(request: HttpRequest, payload: TokenCreateIn) -> Status[dict[str, object]]:
     """Create a token. The answer's `token` is the only time it is shown: store it now.
 
@@ -54,7 +62,11 @@ def token_create(request: HttpRequest, payload: TokenCreateIn) -> Status[dict[st
     return Status(201, {**data, "token": raw})
 
 
-@router.delete("/tokens/{token_id}", response=with_errors({204: None}, 401, 403, 404, 429))
+@router.delete(
+    "/tokens/{token_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 429),
+    operation_id="tokens_revoke",
+)
 def token_revoke(request: HttpRequest, token_id: int) -> Status[None]:
     """Revoke one of your tokens. Requests made with it are refused from now on."""
     caller = principal(request)
