@@ -20,7 +20,7 @@ from pipetower.api.pagination import Page, PageParams, paginate
 from pipetower.api.schemas import Input
 from pipetower.servers import selectors, services
 from pipetower.servers.models import Server, TeamSshKey
-from pipetower.teams.models import Team
+from pipetower.teams.models import Role, Team
 from pipetower.teams.selectors import team_get_for_user
 
 router = Router(tags=["servers"])
@@ -145,7 +145,9 @@ class TeamKeyOut(Schema):
 
 
 class TeamKeysOut(Schema):
-    current: TeamKeyOut
+    current: TeamKeyOut | None = Field(
+        ..., description="Null until the team has a key: POST /teams/{slug}/ssh-key creates it."
+    )
     next: TeamKeyOut | None = Field(
         None, description="The new key while a rotation is in progress (both are offered)."
     )
@@ -420,14 +422,36 @@ def server_host_key_paste(
 # --- team SSH key ------------------------------------------------------------------------
 
 
+def _keys_out(team: Team) -> dict[str, Any]:
+    current = selectors.team_ssh_key_current(team=team)
+    upcoming = selectors.team_ssh_key_next(team=team)
+    return {
+        "current": _key_out(current) if current else None,
+        "next": _key_out(upcoming) if upcoming else None,
+    }
+
+
 @router.get(
     "/teams/{slug}/ssh-key",
     response=with_errors({200: TeamKeysOut}, 400, 401, 404, 429),
     operation_id="ssh_key_get",
 )
 def team_ssh_key(request: HttpRequest, slug: str) -> dict[str, Any]:
-    """The team's public key and its authorized_keys line (never the private key)."""
-    team = _team(request, slug)
-    current = services.team_ssh_key_ensure(team=team, actor=principal(request).user)
-    upcoming = selectors.team_ssh_key_next(team=team)
-    return {"current": _key_out(current), "next": _key_out(upcoming) if upcoming else None}
+    """The team's public key and its authorized_keys line (never the private key).
+
+    Only reads: `current` is null until the key exists (it is created with the
+    first server that uses it, or with `POST` here)."""
+    return _keys_out(_team(request, slug))
+
+
+@router.post(
+    "/teams/{slug}/ssh-key",
+    response=with_errors({200: TeamKeysOut}, 400, 401, 403, 404, 429),
+    operation_id="ssh_key_create",
+)
+def team_ssh_key_create(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """Create the team's key if it has none (admins), so it can be installed on
+    servers before they are added; answers the key either way."""
+    team = team_get_for_user(user=principal(request).user, team_slug=slug, role=Role.ADMIN)
+    services.team_ssh_key_ensure(team=team, actor=principal(request).user, request=request)
+    return _keys_out(team)
