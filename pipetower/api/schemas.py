@@ -126,6 +126,9 @@ class TokenOut(Schema):
     name: str
     prefix: str = Field(..., description="The public part of the token, ptk_<prefix>_…")
     scope: Literal["read", "write"]
+    team: str | None = Field(
+        ..., description="Slug of the one team the token reaches; null for all your teams."
+    )
     state: Literal["active", "expired", "revoked"]
     created_at: datetime
     expires_at: datetime | None
@@ -133,10 +136,21 @@ class TokenOut(Schema):
     last_used_ip: str | None
     revoked_at: datetime | None
 
+    @staticmethod
+    def resolve_team(obj: Any) -> str | None:
+        team = obj.get("team") if isinstance(obj, dict) else getattr(obj, "team", None)
+        # A token (its Team, or None), or an answer built from a dumped TokenOut (a slug).
+        return team if team is None or isinstance(team, str) else str(team.slug)
+
 
 class TokenCreateIn(Input):
     name: str = Field(..., min_length=1, max_length=100)
     scope: Literal["read", "write"] = "read"
+    team: str | None = Field(
+        None,
+        max_length=100,
+        description="Slug of one of your teams to limit the token to; omit for all your teams.",
+    )
     expires_in_days: int | None = Field(
         None, ge=1, le=365, description="Days until the token expires; omit for no expiry."
     )

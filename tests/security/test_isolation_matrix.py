@@ -139,6 +139,7 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
         {"known_hosts": "x"},
     ),
     "GET /api/v1/teams/{slug}/ssh-key": ("viewer", None),
+    "POST /api/v1/teams/{slug}/ssh-key": ("admin", None),
     "GET /api/v1/teams/{slug}/actions": ("viewer", None),
     "POST /api/v1/teams/{slug}/actions": ("admin", {"name": "new", "script": "true"}),
     "GET /api/v1/teams/{slug}/actions/{action_id}": ("viewer", None),

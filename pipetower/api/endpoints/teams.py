@@ -32,6 +32,7 @@ from pipetower.api.schemas import (
 )
 from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core import query
+from pipetower.core.errors import NotAllowed
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role, Team
 from pipetower.teams.selectors import (
@@ -73,7 +74,10 @@ def _membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Me
 )
 def team_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, Any]:
     """The teams you belong to, by name, with your role in each."""
-    memberships = memberships_for_user(user=principal(request).user)
+    caller = principal(request)
+    memberships = memberships_for_user(user=caller.user)
+    if caller.team_id is not None:
+        memberships = memberships.filter(team_id=caller.team_id)
     return paginate(request, memberships, pagination, transform=lambda m: _team_out(m.team, m.role))
 
 
@@ -83,7 +87,13 @@ def team_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, 
     operation_id="teams_create",
 )
 def team_create(request: HttpRequest, payload: TeamCreateIn) -> Status[dict[str, Any]]:
-    """Create a team. You become its owner."""
+    """Create a team. You become its owner. Needs a token for all your teams."""
+    caller = principal(request)
+    if caller.team_id is not None:
+        raise NotAllowed(
+            "This token is limited to one team. Creating a team needs a token for all your teams.",
+            code="token_team_scope",
+        )
     team = team_services.team_create(
         user=principal(request).user, name=payload.name, request=request
     )

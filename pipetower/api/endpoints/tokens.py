@@ -15,6 +15,7 @@ from pipetower.api.schemas import TokenCreatedOut, TokenCreateIn, TokenOut
 from pipetower.api.selectors import api_token_get_for_user, api_tokens_for_user
 from pipetower.api.services import api_token_create, api_token_revoke
 from pipetower.core.errors import ServiceError
+from pipetower.teams.models import Team
 
 router = Router(tags=["tokens"])
 
@@ -37,7 +38,9 @@ def token_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str,
 def token_create(request: HttpRequest, payload: TokenCreateIn) -> Status[dict[str, object]]:
     """Create a token. The answer's `token` is the only time it is shown: store it now.
 
-    A token made with another token expires no later than that token does.
+    `team` limits it to one of your teams (other teams answer 404 to it). A
+    token made with another token expires no later than that token does, and
+    a token limited to a team can only make tokens for that team.
     """
     caller = principal(request)
     expires_at = (
@@ -45,12 +48,18 @@ def token_create(request: HttpRequest, payload: TokenCreateIn) -> Status[dict[st
         if payload.expires_in_days
         else None
     )
+    team = None
+    if payload.team:
+        team = Team.objects.filter(slug=payload.team, memberships__user=caller.user).first()
+        if team is None:
+            raise ServiceError(f"You are not in a team {payload.team!r}.", field="team")
     try:
         token, raw = api_token_create(
             user=caller.user,
             name=payload.name,
             scope=payload.scope,
             expires_at=expires_at,
+            team=team,
             request=request,
             via_token=caller.token,
         )
