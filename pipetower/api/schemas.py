@@ -3,14 +3,34 @@ carry secrets (token hashes, invitation tokens)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
-# Any JSON value, said so explicitly (for audit event data, whose keys depend on the verb).
-type JsonValue = str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None
+# Audit event data, whose keys depend on the verb: scalars, lists of scalars, and
+# objects of those. Not recursive, so that clients generated from the schema can
+# type it; anything nested deeper is sent as its JSON text (see `shallow`).
+Scalar = str | int | float | bool | None
+Shallow = Scalar | list[Scalar]
+DataValue = Shallow | dict[str, Shallow]
+
+
+def shallow(value: Any, depth: int = 0) -> Any:
+    """`value` within DataValue: what is nested deeper becomes its JSON text."""
+    if isinstance(value, dict):
+        if depth >= 1:
+            return json.dumps(value, sort_keys=True, default=str)
+        return {str(k): shallow(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if depth >= 1 and any(isinstance(v, dict | list | tuple) for v in value):
+            return json.dumps(value, sort_keys=True, default=str)
+        return [shallow(v, depth + 1) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 class Input(Schema):
@@ -114,10 +134,17 @@ class AuditEventOut(Schema):
     target_id: str
     target_label: str
     ip: str | None
-    data: dict[str, JsonValue] = Field(
-        ..., description="What the event records; the keys depend on the verb."
+    data: dict[str, DataValue] = Field(
+        ...,
+        description="What the event records; the keys depend on the verb. Values nested "
+        "deeper than an object of lists are given as their JSON text.",
     )
     created_at: datetime
+
+    @staticmethod
+    def resolve_data(obj: Any) -> dict[str, Any]:
+        data = obj.get("data") if isinstance(obj, dict) else obj.data
+        return {str(k): shallow(v) for k, v in (data or {}).items()}
 
 
 # --- tokens ------------------------------------------------------------------
