@@ -646,7 +646,7 @@ def run_cancel(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
 
 @router.post(
     "/teams/{slug}/runs/{run_id}/rerun-failed",
-    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 429),
+    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 410, 429),
     operation_id="runs_rerun_failed",
 )
 def run_rerun_failed(request: HttpRequest, slug: str, run_id: int) -> Status:
@@ -659,7 +659,7 @@ def run_rerun_failed(request: HttpRequest, slug: str, run_id: int) -> Status:
 
 @router.post(
     "/teams/{slug}/runs/{run_id}/again",
-    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 422, 429),
+    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 410, 422, 429),
     operation_id="runs_again",
 )
 def run_again(
