@@ -173,6 +173,9 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "POST /api/v1/teams/{slug}/webhooks/{webhook_id}/secret": ("operator", None),
     "DELETE /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
+    # Your own data export: nobody else's, whatever their role.
+    "GET /api/v1/me/exports/{export_id}": ("self", None),
+    "GET /api/v1/me/exports/{export_id}/download": ("self", None),
 }
 
 # Routes that take no parameter naming team A or one of its objects, with the
@@ -204,6 +207,7 @@ NOT_ABOUT_A_TEAM_OBJECT = {
     "api": {
         "GET /api/v1/me", "PATCH /api/v1/me", "GET /api/v1/teams", "POST /api/v1/teams",
         "GET /api/v1/tokens", "POST /api/v1/tokens",
+        "GET /api/v1/me/exports", "POST /api/v1/me/exports",  # the caller's own exports
     },
 }  # fmt: skip
 
