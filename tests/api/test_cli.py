@@ -188,3 +188,14 @@ def test_export_request_then_download_writes_the_zip(logged_in, tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     with zipfile.ZipFile(target) as archive:
         assert archive.namelist()
+
+
+def test_pipetower_run_uses_the_stored_login(logged_in, team, user, sshd, make_action):
+    add_server(team, user, sshd, name="web-1")
+    make_action("true", name="noop")
+
+    started = cli(logged_in, "run", "noop", "-t", "web-1")
+
+    assert started.returncode == 0, started.stderr
+    assert "Run #" in started.stderr
+    assert Run.objects.filter(action_name="noop").exists()
