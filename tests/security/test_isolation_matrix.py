@@ -54,6 +54,7 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "servers:list": ("viewer", "admin"),
     "servers:add": ("admin", "admin"),
     "servers:team_key": ("viewer", "admin"),
+    "servers:key_create": ("none", "admin"),
     "servers:key_rotation_start": ("none", "admin"),
     "servers:key_rotation_finish": ("none", "admin"),
     "servers:key_rotation_cancel": ("none", "admin"),
