@@ -38,6 +38,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
+    "login": ("", "Store an API token for a Pipetower: login URL (docs/cli.md)."),
+    "servers": ("", "Through the API: servers list | add NAME --host H --user U."),
+    "actions": ("", "Through the API: actions list | show NAME | run NAME --target T --follow."),
+    "runs": ("", "Through the API: runs list | show ID | cancel ID | rerun ID."),
+    "schedules": ("", "Through the API: schedules list | add ACTION --name N --cron C."),
+    "export": ("", "Your data export through the API: export request | download [ID]."),
     "manage": ("", "Run any Django management command: pipetower manage <command> ..."),
 }
 
@@ -58,6 +64,7 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+API_COMMANDS = frozenset({"login", "servers", "actions", "runs", "schedules", "export"})
 MINIMUM_PYTHON = (3, 12)
 
 
@@ -101,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipetower.actions.cli import main as run_main
 
         return run_main(rest)
+    if name in API_COMMANDS:  # API clients too (pipetower/api/cli.py)
+        from pipetower.api.cli import main as api_main
+
+        return api_main(name, rest)
     if name == "keygen" and not rest:
         # No settings needed: production mode refuses to load them without a
         # master key, and this is how one gets a master key.

@@ -14,7 +14,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
 from pipetower.actions import live, schedules, selectors, services, versions, webhooks
-from pipetower.actions.models import Action, ActionVersion, Run, RunStatus, Schedule, Webhook
+from pipetower.actions.models import (
+    Action,
+    ActionVersion,
+    Run,
+    RunStatus,
+    Schedule,
+    TargetStatus,
+    Webhook,
+)
 from pipetower.api.auth import principal
 from pipetower.api.endpoints.common import with_errors
 from pipetower.api.pagination import Page, PageParams, paginate
@@ -28,6 +36,10 @@ router = Router(tags=["actions"])
 
 ParamKindName = Literal["string", "integer", "boolean", "choice", "secret"]
 ParamValue = str | int | bool
+# Values as shown: secrets are masked ("••••••"); an optional value not given is null.
+ShownParams = dict[str, ParamValue | None]
+RunTrigger = Literal["web", "api", "rerun", "schedule", "webhook"]
+ScheduleOutcome = Literal["", "started", "caught_up", "skipped_overlap", "missed", "refused"]
 
 
 # --- schemas -------------------------------------------------------------------------
@@ -137,7 +149,7 @@ class TargetOut(Schema):
     id: int
     server: str
     server_id: int | None
-    status: str
+    status: TargetStatus
     status_label: str
     exit_code: int | None
     started_at: datetime | None
@@ -149,13 +161,28 @@ class TargetOut(Schema):
     truncated: bool
 
 
+class TargetCountsOut(Schema):
+    """How many of a run's servers are in each state (a state with none may be left out)."""
+
+    queued: int = 0
+    connecting: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+    unreachable: int = 0
+    host_key_mismatch: int = 0
+    worker_lost: int = 0
+
+
 class RunOut(Schema):
     id: int
     action_id: int | None
     action_name: str
-    status: str
+    status: RunStatus
     finished: bool
-    trigger: str
+    trigger: RunTrigger
     started_by: str | None
     schedule_id: int | None = Field(None, description="The schedule that started the run.")
     schedule_name: str = Field("", description="Its name when the run started.")
@@ -163,12 +190,12 @@ class RunOut(Schema):
     webhook_name: str = Field("", description="Its name when the run started.")
     created_at: datetime
     finished_at: datetime | None
-    params: dict[str, Any] = Field(..., description="Secret values are masked.")
+    params: ShownParams = Field(..., description="Secret values are masked.")
     rerun_of: int | None
     version_number: int | None = Field(
         None, description="The action's version the run ran (null for runs before history)."
     )
-    target_counts: dict[str, int]
+    target_counts: TargetCountsOut
 
 
 class RunDetailOut(RunOut):
@@ -189,7 +216,7 @@ class TargetOutputOut(Schema):
 
 
 class RunRunState(Schema):
-    status: str
+    status: RunStatus
     finished: bool
 
 
@@ -199,7 +226,7 @@ class RunChangesOut(Schema):
     targets: list[TargetOut]
     chunks: list[ChunkOut]
     more: list[int]
-    counts: dict[str, int] | None = Field(
+    counts: TargetCountsOut | None = Field(
         None, description="Targets per status, when any target changed since `rev`."
     )
     retry_ms: int | None = Field(
@@ -306,7 +333,11 @@ def _split_targets(
 # --- actions ------------------------------------------------------------------------------
 
 
-@router.get("/teams/{slug}/actions", response=with_errors({200: Page[ActionOut]}, 401, 404, 429))
+@router.get(
+    "/teams/{slug}/actions",
+    response=with_errors({200: Page[ActionOut]}, 400, 401, 404, 422, 429),
+    operation_id="actions_list",
+)
 def action_list(
     request: HttpRequest, slug: str, pagination: Query[PageParams], name: str = ""
 ) -> dict[str, Any]:
@@ -318,7 +349,11 @@ def action_list(
     return paginate(request, actions, pagination, transform=_action_out)
 
 
-@router.post("/teams/{slug}/actions", response=with_errors({201: ActionOut}))
+@router.post(
+    "/teams/{slug}/actions",
+    response=with_errors({201: ActionOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="actions_create",
+)
 def action_create(request: HttpRequest, slug: str, payload: ActionIn) -> Status:
     """Create an action (admins and owners)."""
     team = _membership(request, slug, Role.ADMIN).team
@@ -329,13 +364,22 @@ def action_create(request: HttpRequest, slug: str, payload: ActionIn) -> Status:
     return Status(201, _action_out(action))
 
 
-@router.get("/teams/{slug}/actions/{action_id}", response=with_errors({200: ActionOut}, 401, 404))
+@router.get(
+    "/teams/{slug}/actions/{action_id}",
+    response=with_errors({200: ActionOut}, 400, 401, 404, 429),
+    operation_id="actions_get",
+)
 def action_get(request: HttpRequest, slug: str, action_id: int) -> dict[str, Any]:
+    """One action: script, parameters, settings and default targets."""
     team = _membership(request, slug).team
     return _action_out(selectors.action_get(team=team, action_id=action_id))
 
 
-@router.patch("/teams/{slug}/actions/{action_id}", response=with_errors({200: ActionOut}))
+@router.patch(
+    "/teams/{slug}/actions/{action_id}",
+    response=with_errors({200: ActionOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="actions_update",
+)
 def action_update(
     request: HttpRequest, slug: str, action_id: int, payload: ActionPatchIn
 ) -> dict[str, Any]:
@@ -349,7 +393,11 @@ def action_update(
     return _action_out(action)
 
 
-@router.delete("/teams/{slug}/actions/{action_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/actions/{action_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 409, 429),
+    operation_id="actions_delete",
+)
 def action_delete(request: HttpRequest, slug: str, action_id: int) -> Status:
     """Delete an action; its runs stay in the history."""
     team = _membership(request, slug, Role.ADMIN).team
@@ -358,7 +406,11 @@ def action_delete(request: HttpRequest, slug: str, action_id: int) -> Status:
     return Status(204, None)
 
 
-@router.post("/teams/{slug}/actions/{action_id}/runs", response=with_errors({201: RunDetailOut}))
+@router.post(
+    "/teams/{slug}/actions/{action_id}/runs",
+    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="runs_start",
+)
 def run_start(request: HttpRequest, slug: str, action_id: int, payload: RunStartIn) -> Status:
     """Start a run (operators and above) on exactly the targets given.
 
@@ -430,7 +482,7 @@ def _version_out(version: ActionVersion, *, current: int, full: bool = False) ->
 
 @router.get(
     "/teams/{slug}/actions/{action_id}/versions",
-    response=with_errors({200: Page[ActionVersionSummaryOut]}, 401, 404, 429),
+    response=with_errors({200: Page[ActionVersionSummaryOut]}, 400, 401, 404, 422, 429),
     operation_id="action_versions_list",
 )
 def action_versions_list(
@@ -449,7 +501,7 @@ def action_versions_list(
 
 @router.get(
     "/teams/{slug}/actions/{action_id}/versions/{n}",
-    response=with_errors({200: ActionVersionOut}, 401, 404),
+    response=with_errors({200: ActionVersionOut}, 400, 401, 404, 429),
     operation_id="action_versions_get",
 )
 def action_versions_get(request: HttpRequest, slug: str, action_id: int, n: int) -> dict[str, Any]:
@@ -462,7 +514,7 @@ def action_versions_get(request: HttpRequest, slug: str, action_id: int, n: int)
 
 @router.post(
     "/teams/{slug}/actions/{action_id}/versions/{n}/restore",
-    response=with_errors({201: ActionVersionOut}),
+    response=with_errors({201: ActionVersionOut}, 400, 401, 403, 404, 409, 429),
     operation_id="action_versions_restore",
 )
 def action_versions_restore(request: HttpRequest, slug: str, action_id: int, n: int) -> Status:
@@ -480,7 +532,11 @@ def action_versions_restore(request: HttpRequest, slug: str, action_id: int, n: 
 # --- runs --------------------------------------------------------------------------------
 
 
-@router.get("/teams/{slug}/runs", response=with_errors({200: Page[RunOut]}, 401, 404, 422, 429))
+@router.get(
+    "/teams/{slug}/runs",
+    response=with_errors({200: Page[RunOut]}, 400, 401, 404, 422, 429),
+    operation_id="runs_list",
+)
 def run_list(
     request: HttpRequest,
     slug: str,
@@ -512,15 +568,21 @@ def run_list(
     return page
 
 
-@router.get("/teams/{slug}/runs/{run_id}", response=with_errors({200: RunDetailOut}, 401, 404))
+@router.get(
+    "/teams/{slug}/runs/{run_id}",
+    response=with_errors({200: RunDetailOut}, 400, 401, 404, 429),
+    operation_id="runs_get",
+)
 def run_get(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
+    """One run with its targets (one per server)."""
     team = _membership(request, slug).team
     return _run_out(selectors.run_get(team=team, run_id=run_id), targets=True)
 
 
 @router.get(
     "/teams/{slug}/runs/{run_id}/targets/{target_id}/output",
-    response=with_errors({200: TargetOutputOut}, 401, 404),
+    response=with_errors({200: TargetOutputOut}, 400, 401, 404, 422, 429),
+    operation_id="runs_target_output",
 )
 def run_target_output(
     request: HttpRequest,
@@ -544,7 +606,8 @@ def run_target_output(
 
 @router.get(
     "/teams/{slug}/runs/{run_id}/changes",
-    response=with_errors({200: RunChangesOut}, 401, 404),
+    response=with_errors({200: RunChangesOut}, 400, 401, 404, 422, 429),
+    operation_id="runs_changes",
 )
 def run_changes(
     request: HttpRequest,
@@ -568,7 +631,11 @@ def run_changes(
     )
 
 
-@router.post("/teams/{slug}/runs/{run_id}/cancel", response=with_errors({200: RunDetailOut}))
+@router.post(
+    "/teams/{slug}/runs/{run_id}/cancel",
+    response=with_errors({200: RunDetailOut}, 400, 401, 403, 404, 409, 429),
+    operation_id="runs_cancel",
+)
 def run_cancel(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
     """Cancel a run: queued servers are skipped, running scripts are signalled."""
     team = _membership(request, slug, Role.OPERATOR).team
@@ -577,7 +644,11 @@ def run_cancel(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
     return _run_out(run, targets=True)
 
 
-@router.post("/teams/{slug}/runs/{run_id}/rerun-failed", response=with_errors({201: RunDetailOut}))
+@router.post(
+    "/teams/{slug}/runs/{run_id}/rerun-failed",
+    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 410, 429),
+    operation_id="runs_rerun_failed",
+)
 def run_rerun_failed(request: HttpRequest, slug: str, run_id: int) -> Status:
     """Start a new run of the same action and parameters on only the failed servers."""
     team = _membership(request, slug, Role.OPERATOR).team
@@ -586,7 +657,11 @@ def run_rerun_failed(request: HttpRequest, slug: str, run_id: int) -> Status:
     return Status(201, _run_out(new_run, targets=True))
 
 
-@router.post("/teams/{slug}/runs/{run_id}/again", response=with_errors({201: RunDetailOut}))
+@router.post(
+    "/teams/{slug}/runs/{run_id}/again",
+    response=with_errors({201: RunDetailOut}, 400, 401, 403, 404, 409, 410, 422, 429),
+    operation_id="runs_again",
+)
 def run_again(
     request: HttpRequest, slug: str, run_id: int, payload: RunAgainIn | None = None
 ) -> Status:
@@ -665,11 +740,11 @@ class ScheduleOut(Schema):
     catch_up: bool
     server_ids: list[int]
     tags: list[str]
-    params: dict[str, Any] = Field(..., description="Secret values are masked.")
+    params: ShownParams = Field(..., description="Secret values are masked.")
     next_run_at: datetime | None
     next_times: list[datetime] = Field(..., description="The next five times, in the zone.")
     last_fired_at: datetime | None
-    last_outcome: str
+    last_outcome: ScheduleOutcome = Field(..., description="Empty until it first fires.")
     last_message: str
     last_run_id: int | None
 
@@ -700,7 +775,9 @@ def _schedule_out(schedule: Schedule) -> dict[str, Any]:
 
 
 @router.get(
-    "/teams/{slug}/schedules", response=with_errors({200: Page[ScheduleOut]}, 401, 404, 429)
+    "/teams/{slug}/schedules",
+    response=with_errors({200: Page[ScheduleOut]}, 400, 401, 404, 422, 429),
+    operation_id="schedules_list",
 )
 def schedule_list(request: HttpRequest, slug: str, pagination: Query[PageParams]) -> dict[str, Any]:
     """The team's schedules, by action and name."""
@@ -710,7 +787,9 @@ def schedule_list(request: HttpRequest, slug: str, pagination: Query[PageParams]
 
 
 @router.post(
-    "/teams/{slug}/actions/{action_id}/schedules", response=with_errors({201: ScheduleOut})
+    "/teams/{slug}/actions/{action_id}/schedules",
+    response=with_errors({201: ScheduleOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="schedules_create",
 )
 def schedule_create(request: HttpRequest, slug: str, action_id: int, payload: ScheduleIn) -> Status:
     """Schedule an action (operators and above). Targets and values are checked as
@@ -736,14 +815,21 @@ def schedule_create(request: HttpRequest, slug: str, action_id: int, payload: Sc
 
 
 @router.get(
-    "/teams/{slug}/schedules/{schedule_id}", response=with_errors({200: ScheduleOut}, 401, 404)
+    "/teams/{slug}/schedules/{schedule_id}",
+    response=with_errors({200: ScheduleOut}, 400, 401, 404, 429),
+    operation_id="schedules_get",
 )
 def schedule_get(request: HttpRequest, slug: str, schedule_id: int) -> dict[str, Any]:
+    """One schedule, with its next five times."""
     team = _membership(request, slug).team
     return _schedule_out(schedules.schedule_get(team=team, schedule_id=schedule_id))
 
 
-@router.patch("/teams/{slug}/schedules/{schedule_id}", response=with_errors({200: ScheduleOut}))
+@router.patch(
+    "/teams/{slug}/schedules/{schedule_id}",
+    response=with_errors({200: ScheduleOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="schedules_update",
+)
 def schedule_update(
     request: HttpRequest, slug: str, schedule_id: int, payload: SchedulePatchIn
 ) -> dict[str, Any]:
@@ -771,7 +857,11 @@ def schedule_update(
     return _schedule_out(schedule)
 
 
-@router.delete("/teams/{slug}/schedules/{schedule_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/schedules/{schedule_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 429),
+    operation_id="schedules_delete",
+)
 def schedule_delete(request: HttpRequest, slug: str, schedule_id: int) -> Status:
     """Delete a schedule; the runs it started stay in the history."""
     team = _membership(request, slug, Role.OPERATOR).team
@@ -825,7 +915,7 @@ class WebhookOut(Schema):
     require_signature: bool
     server_ids: list[int]
     tags: list[str]
-    params: dict[str, Any] = Field(..., description="Fixed values; secret values are masked.")
+    params: ShownParams = Field(..., description="Fixed values; secret values are masked.")
     mapping: dict[str, str]
 
 
@@ -858,7 +948,11 @@ def _shows_url(membership: Membership) -> bool:
     return membership.role_enum.at_least(Role.OPERATOR)
 
 
-@router.get("/teams/{slug}/webhooks", response=with_errors({200: Page[WebhookOut]}, 401, 404, 429))
+@router.get(
+    "/teams/{slug}/webhooks",
+    response=with_errors({200: Page[WebhookOut]}, 400, 401, 404, 422, 429),
+    operation_id="webhooks_list",
+)
 def webhook_list(request: HttpRequest, slug: str, pagination: Query[PageParams]) -> dict[str, Any]:
     """The team's webhooks, by action and name."""
     membership = _membership(request, slug)
@@ -873,7 +967,9 @@ def webhook_list(request: HttpRequest, slug: str, pagination: Query[PageParams])
 
 
 @router.post(
-    "/teams/{slug}/actions/{action_id}/webhooks", response=with_errors({201: WebhookSecretOut})
+    "/teams/{slug}/actions/{action_id}/webhooks",
+    response=with_errors({201: WebhookSecretOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="webhooks_create",
 )
 def webhook_create(request: HttpRequest, slug: str, action_id: int, payload: WebhookIn) -> Status:
     """Give an action a webhook (operators and above). The answer carries the
@@ -897,15 +993,22 @@ def webhook_create(request: HttpRequest, slug: str, action_id: int, payload: Web
 
 
 @router.get(
-    "/teams/{slug}/webhooks/{webhook_id}", response=with_errors({200: WebhookOut}, 401, 404)
+    "/teams/{slug}/webhooks/{webhook_id}",
+    response=with_errors({200: WebhookOut}, 400, 401, 404, 429),
+    operation_id="webhooks_get",
 )
 def webhook_get(request: HttpRequest, slug: str, webhook_id: int) -> dict[str, Any]:
+    """One webhook (never its secret; its URL only for operators and up)."""
     membership = _membership(request, slug)
     hook = webhooks.webhook_get(team=membership.team, webhook_id=webhook_id)
     return _webhook_out(request, hook, show_url=_shows_url(membership))
 
 
-@router.patch("/teams/{slug}/webhooks/{webhook_id}", response=with_errors({200: WebhookOut}))
+@router.patch(
+    "/teams/{slug}/webhooks/{webhook_id}",
+    response=with_errors({200: WebhookOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="webhooks_update",
+)
 def webhook_update(
     request: HttpRequest, slug: str, webhook_id: int, payload: WebhookPatchIn
 ) -> dict[str, Any]:
@@ -932,7 +1035,9 @@ def webhook_update(
 
 
 @router.post(
-    "/teams/{slug}/webhooks/{webhook_id}/secret", response=with_errors({200: WebhookSecretOut})
+    "/teams/{slug}/webhooks/{webhook_id}/secret",
+    response=with_errors({200: WebhookSecretOut}, 400, 401, 403, 404, 429),
+    operation_id="webhooks_secret_rotate",
 )
 def webhook_secret(request: HttpRequest, slug: str, webhook_id: int) -> dict[str, Any]:
     """A new signing secret (operators and above), shown once; the old one stops working."""
@@ -944,7 +1049,11 @@ def webhook_secret(request: HttpRequest, slug: str, webhook_id: int) -> dict[str
     return _webhook_out(request, hook, show_url=True, secret=secret)
 
 
-@router.delete("/teams/{slug}/webhooks/{webhook_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/webhooks/{webhook_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 429),
+    operation_id="webhooks_delete",
+)
 def webhook_delete(request: HttpRequest, slug: str, webhook_id: int) -> Status:
     """Delete a webhook: its URL answers 404; the runs it started stay in the history."""
     team = _membership(request, slug, Role.OPERATOR).team

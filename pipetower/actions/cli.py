@@ -295,6 +295,13 @@ def main(
     args = parser().parse_args(list(argv or []))
     token = os.environ.get("PIPETOWER_TOKEN", "").strip()
     if not token:
+        from pipetower.api.cli import config_load  # what `pipetower login` stored
+
+        stored = config_load()
+        token = stored.get("token", "").strip()
+        if token and not os.environ.get("PIPETOWER_URL") and stored.get("url"):
+            args.url = stored["url"]
+    if not token:
         err.write(
             "pipetower run: set PIPETOWER_TOKEN to an API token with write scope "
             "(create one under API tokens).\n"

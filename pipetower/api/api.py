@@ -56,8 +56,42 @@ def _unknown_endpoint(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     )
 
 
+def _refs(node: Any) -> set[str]:
+    """The component names a part of the schema refers to."""
+    if isinstance(node, dict):
+        found = (
+            {str(node["$ref"]).rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+        )
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def prune_unused_schemas(schema: dict[str, Any]) -> None:
+    """Drop component schemas nothing refers to. Ninja adds the model of every
+    `Query[...]` parameter group although the operation lists its fields one by one;
+    a client generated from the schema would get an unused class for each."""
+    components = schema.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    todo = _refs(schema.get("paths", {}))
+    while todo:
+        name = todo.pop()
+        if name in used or name not in components:
+            continue
+        used.add(name)
+        todo |= _refs(components[name]) - used
+    for name in set(components) - used:
+        del components[name]
+
+
 class PipetowerAPI(NinjaAPI):
     """NinjaAPI whose every answer under its prefix, even for unknown URLs, is JSON."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        prune_unused_schemas(schema)
+        return schema
 
     def _get_urls(self) -> list[URLPattern | URLResolver]:
         urls: list[URLPattern | URLResolver] = []
@@ -91,3 +125,4 @@ api.add_router("", teams.router)
 api.add_router("", tokens.router)
 api.add_router("", "pipetower.servers.api.router")
 api.add_router("", "pipetower.actions.api.router")
+api.add_router("", "pipetower.privacy.api.router")

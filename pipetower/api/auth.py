@@ -3,7 +3,8 @@ the signed-in browser session (with CSRF), which is what the docs page uses.
 
 A read-scope token may only make safe requests (GET/HEAD/OPTIONS); a
 read-write token, like the session, can do whatever the person's team role
-allows.
+allows. A token limited to one team reaches only that team: any other team's
+URL answers 404.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from ninja.errors import Throttled
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.throttling import BaseThrottle
@@ -22,7 +23,7 @@ from ninja.utils import check_csrf
 from pipetower.accounts.signins import signin_record_token_use
 from pipetower.api.errors import Unauthenticated
 from pipetower.api.models import ApiToken
-from pipetower.api.services import api_token_authenticate
+from pipetower.api.services import api_token_authenticate, api_token_team_refusal
 from pipetower.core.errors import NotAllowed
 from pipetower.core.http import client_ip
 from pipetower.core.ratelimit import FailureLimit, RequestLimit
@@ -48,6 +49,11 @@ class Principal:
     @property
     def can_write(self) -> bool:
         return self.token is None or self.token.scope == ApiToken.Scope.WRITE
+
+    @property
+    def team_id(self) -> int | None:
+        """The one team a team-limited token may reach; None for all the person's teams."""
+        return self.token.team_id if self.token is not None else None
 
 
 def principal(request: HttpRequest) -> Principal:
@@ -86,6 +92,12 @@ class TokenAuth(HttpBearer):
                 "Create a read-write token to make changes.",
                 code="token_read_only",
             )
+        # A token limited to one team sees no other: every URL naming another
+        # team's slug answers 404, whichever app's endpoint it is.
+        match = getattr(request, "resolver_match", None)
+        slug = match.kwargs.get("slug") if match is not None else None
+        if refusal := api_token_team_refusal(token=api_token, team_slug=slug):
+            raise Http404(refusal)
         request.user = api_token.user
         return Principal(user=api_token.user, token=api_token)
 

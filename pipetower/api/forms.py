@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django import forms
 
 from pipetower.api.models import ApiToken
 from pipetower.api.services import TOKEN_NAME_MAX
+from pipetower.teams.models import Team
 
 MAX_EXPIRY_DAYS = 365
 
@@ -27,6 +31,13 @@ class TokenCreateForm(forms.Form):
         widget=forms.RadioSelect,
         error_messages={"required": "Choose a scope.", "invalid_choice": "Choose a scope."},
     )
+    team = forms.ChoiceField(
+        label="Teams",
+        required=False,
+        choices=[("", "All my teams")],
+        help_text="A token for one team cannot see or change anything in your other teams.",
+        error_messages={"invalid_choice": "Choose one of your teams, or all of them."},
+    )
     expires_in_days = forms.IntegerField(
         label="Expires after (days)",
         required=False,
@@ -40,3 +51,13 @@ class TokenCreateForm(forms.Form):
         },
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
+
+    def __init__(self, *args: Any, teams: Sequence[Team] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.teams = {team.slug: team for team in teams}
+        field = self.fields["team"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "All my teams"), *((t.slug, t.name) for t in teams)]
+
+    def chosen_team(self) -> Team | None:
+        return self.teams.get(self.cleaned_data.get("team") or "")

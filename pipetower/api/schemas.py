@@ -3,11 +3,34 @@ carry secrets (token hashes, invitation tokens)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
+
+# Audit event data, whose keys depend on the verb: scalars, lists of scalars, and
+# objects of those. Not recursive, so that clients generated from the schema can
+# type it; anything nested deeper is sent as its JSON text (see `shallow`).
+Scalar = str | int | float | bool | None
+Shallow = Scalar | list[Scalar]
+DataValue = Shallow | dict[str, Shallow]
+
+
+def shallow(value: Any, depth: int = 0) -> Any:
+    """`value` within DataValue: what is nested deeper becomes its JSON text."""
+    if isinstance(value, dict):
+        if depth >= 1:
+            return json.dumps(value, sort_keys=True, default=str)
+        return {str(k): shallow(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if depth >= 1 and any(isinstance(v, dict | list | tuple) for v in value):
+            return json.dumps(value, sort_keys=True, default=str)
+        return [shallow(v, depth + 1) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 class Input(Schema):
@@ -111,8 +134,17 @@ class AuditEventOut(Schema):
     target_id: str
     target_label: str
     ip: str | None
-    data: dict[str, Any]
+    data: dict[str, DataValue] = Field(
+        ...,
+        description="What the event records; the keys depend on the verb. Values nested "
+        "deeper than an object of lists are given as their JSON text.",
+    )
     created_at: datetime
+
+    @staticmethod
+    def resolve_data(obj: Any) -> dict[str, Any]:
+        data = obj.get("data") if isinstance(obj, dict) else obj.data
+        return {str(k): shallow(v) for k, v in (data or {}).items()}
 
 
 # --- tokens ------------------------------------------------------------------
@@ -121,6 +153,9 @@ class TokenOut(Schema):
     name: str
     prefix: str = Field(..., description="The public part of the token, ptk_<prefix>_…")
     scope: Literal["read", "write"]
+    team: str | None = Field(
+        ..., description="Slug of the one team the token reaches; null for all your teams."
+    )
     state: Literal["active", "expired", "revoked"]
     created_at: datetime
     expires_at: datetime | None
@@ -128,10 +163,21 @@ class TokenOut(Schema):
     last_used_ip: str | None
     revoked_at: datetime | None
 
+    @staticmethod
+    def resolve_team(obj: Any) -> str | None:
+        team = obj.get("team") if isinstance(obj, dict) else getattr(obj, "team", None)
+        # A token (its Team, or None), or an answer built from a dumped TokenOut (a slug).
+        return team if team is None or isinstance(team, str) else str(team.slug)
+
 
 class TokenCreateIn(Input):
     name: str = Field(..., min_length=1, max_length=100)
     scope: Literal["read", "write"] = "read"
+    team: str | None = Field(
+        None,
+        max_length=100,
+        description="Slug of one of your teams to limit the token to; omit for all your teams.",
+    )
     expires_in_days: int | None = Field(
         None, ge=1, le=365, description="Days until the token expires; omit for no expiry."
     )

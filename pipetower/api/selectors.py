@@ -13,7 +13,7 @@ from pipetower.api.models import ApiToken
 def api_tokens_for_user(*, user: Any) -> QuerySet[ApiToken]:
     if not getattr(user, "is_authenticated", False):
         return ApiToken.objects.none()
-    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+    return ApiToken.objects.filter(user=user).select_related("team").order_by("-created_at", "-id")
 
 
 def api_token_get_for_user(*, user: Any, token_id: int) -> ApiToken:

@@ -23,6 +23,7 @@ from pipetower.api.errors import Unauthenticated
 from pipetower.api.models import ApiToken
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import NotAllowed, ServiceError
+from pipetower.teams.selectors import membership_of
 
 TOKEN_PREFIX = "ptk"
 PREFIX_HEX_CHARS = 12
@@ -53,6 +54,7 @@ def api_token_create(
     name: str,
     scope: str,
     expires_at: datetime | None = None,
+    team: Any = None,
     request: HttpRequest | None = None,
     via_token: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
@@ -60,7 +62,9 @@ def api_token_create(
 
     `via_token` is the token the request was made with, when it was: the new
     token then expires no later than it (and inherits its expiry when none is
-    asked for), so a short-lived token cannot mint a permanent one.
+    asked for), so a short-lived token cannot mint a permanent one. A token
+    limited to one `team` (None: all the owner's teams) can only mint tokens
+    limited to that same team (and does so when no team is asked for).
     """
     name = (name or "").strip()
     if not name:
@@ -71,6 +75,16 @@ def api_token_create(
         raise ServiceError("Choose a scope: read or write.", field="scope")
     if expires_at is not None and expires_at <= timezone.now():
         raise ServiceError("The expiry date must be in the future.", field="expires_at")
+    if team is not None and membership_of(team=team, user=user) is None:
+        raise ServiceError("Choose one of your teams, or all of them.", field="team")
+    if via_token is not None and via_token.team_id is not None:
+        team = team or via_token.team
+        if team.pk != via_token.team_id:
+            raise NotAllowed(
+                "A token limited to one team can only create tokens limited to that team.",
+                code="token_team_scope",
+                field="team",
+            )
     limit = via_token.expires_at if via_token is not None else None
     if limit is not None:
         if expires_at is not None and expires_at > limit:
@@ -90,6 +104,7 @@ def api_token_create(
                     user=user,
                     name=name,
                     scope=scope,
+                    team=team,
                     prefix=prefix,
                     token_hash=token_hash(raw),
                     expires_at=expires_at,
@@ -102,6 +117,7 @@ def api_token_create(
                     data={
                         "name": name,
                         "scope": scope,
+                        "team": team.slug if team is not None else None,
                         "prefix": prefix,
                         "expires_at": expires_at.isoformat() if expires_at else None,
                         "created_with": via_token.prefix if via_token is not None else None,
@@ -149,7 +165,9 @@ def api_token_authenticate(*, raw_token: str, ip: str | None) -> ApiToken:
             "This is not a Pipetower API token. Tokens look like ptk_<prefix>_<secret>.",
             code="token_malformed",
         )
-    token = ApiToken.objects.select_related("user").filter(prefix=match.group("prefix")).first()
+    token = (
+        ApiToken.objects.select_related("user", "team").filter(prefix=match.group("prefix")).first()
+    )
     if token is None or not hmac.compare_digest(token.token_hash, token_hash(match.group(0))):
         raise Unauthenticated("This API token is not valid.", code="token_invalid")
     now = timezone.now()
@@ -169,3 +187,16 @@ def api_token_authenticate(*, raw_token: str, ip: str | None) -> ApiToken:
         ).update(last_used_at=now, last_used_ip=ip)
         token.last_used_at, token.last_used_ip = now, ip
     return token
+
+
+def api_token_team_refusal(*, token: ApiToken, team_slug: str | None) -> str | None:
+    """Why `token` may not reach the team with this slug, or None when it may.
+
+    A token limited to one team treats every other team as one the caller
+    cannot see: the API answers 404, as for a team that does not exist.
+    """
+    if token.team_id is None or team_slug is None:
+        return None
+    if token.team is not None and token.team.slug == team_slug:
+        return None
+    return "No such team."

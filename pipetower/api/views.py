@@ -19,9 +19,16 @@ from pipetower.api.models import ApiToken
 from pipetower.api.selectors import api_token_get_for_user, api_tokens_for_user
 from pipetower.api.services import api_token_create, api_token_revoke
 from pipetower.core.errors import ServiceError
+from pipetower.teams.models import Team
+from pipetower.teams.selectors import memberships_for_user
 
 PAGE_SIZE = 25
-FORM_FIELDS = {"name", "scope", "expires_in_days"}
+FORM_FIELDS = {"name", "scope", "team", "expires_in_days"}
+
+
+def _teams(request: HttpRequest) -> list[Team]:
+    """The teams a token can be limited to: the person's own."""
+    return [m.team for m in memberships_for_user(user=request.user)]
 
 
 def _render(
@@ -31,7 +38,7 @@ def _render(
     new_token: ApiToken | None = None,
     plaintext: str = "",
 ) -> HttpResponse:
-    form = form or TokenCreateForm()
+    form = form or TokenCreateForm(teams=_teams(request))
     if not plaintext:
         # Focus the first field that needs attention, or the name when all is well.
         first = next((name for name in form.fields if name in form.errors), "name")
@@ -72,7 +79,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 def token_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return redirect("tokens:list")
-    form = TokenCreateForm(request.POST)
+    form = TokenCreateForm(request.POST, teams=_teams(request))
     if form.is_valid():
         days = form.cleaned_data["expires_in_days"]
         try:
@@ -81,6 +88,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 scope=form.cleaned_data["scope"],
                 expires_at=timezone.now() + timedelta(days=days) if days else None,
+                team=form.chosen_team(),
                 request=request,
             )
         except ServiceError as error:

@@ -20,7 +20,7 @@ from pipetower.api.pagination import Page, PageParams, paginate
 from pipetower.api.schemas import Input
 from pipetower.servers import selectors, services
 from pipetower.servers.models import Server, TeamSshKey
-from pipetower.teams.models import Team
+from pipetower.teams.models import Role, Team
 from pipetower.teams.selectors import team_get_for_user
 
 router = Router(tags=["servers"])
@@ -34,7 +34,9 @@ AuthMethod = Literal["team_key", "private_key", "password"]
 class HostKeyOut(Schema):
     pinned: bool
     fingerprints: list[str] = Field(..., description="SHA256 fingerprints of the pinned keys.")
-    source: str = Field(..., description="confirmed, trust_on_first_use, pasted, or empty.")
+    source: Literal["", "confirmed", "trust_on_first_use", "pasted"] = Field(
+        ..., description="How the pin was made; empty without a pin."
+    )
     pinned_at: datetime | None
     offered_fingerprint: str = Field(
         ...,
@@ -138,12 +140,14 @@ class KnownHostsIn(Input):
 class TeamKeyOut(Schema):
     fingerprint: str
     authorized_keys_line: str
-    state: str
+    state: Literal["current", "next", "retired"]
     created_at: datetime
 
 
 class TeamKeysOut(Schema):
-    current: TeamKeyOut
+    current: TeamKeyOut | None = Field(
+        ..., description="Null until the team has a key: POST /teams/{slug}/ssh-key creates it."
+    )
     next: TeamKeyOut | None = Field(
         None, description="The new key while a rotation is in progress (both are offered)."
     )
@@ -210,7 +214,9 @@ def _key_out(key: TeamSshKey) -> dict[str, Any]:
 
 
 @router.get(
-    "/teams/{slug}/servers", response=with_errors({200: Page[ServerOut]}, 401, 404, 422, 429)
+    "/teams/{slug}/servers",
+    response=with_errors({200: Page[ServerOut]}, 400, 401, 404, 422, 429),
+    operation_id="servers_list",
 )
 def server_list(
     request: HttpRequest,
@@ -224,7 +230,11 @@ def server_list(
     return paginate(request, servers, pagination, transform=server_out)
 
 
-@router.post("/teams/{slug}/servers", response=with_errors({201: ServerOut}))
+@router.post(
+    "/teams/{slug}/servers",
+    response=with_errors({201: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_create",
+)
 def server_create(
     request: HttpRequest, slug: str, payload: ServerCreateIn
 ) -> Status[dict[str, Any]]:
@@ -250,13 +260,20 @@ def server_create(
 
 
 @router.get(
-    "/teams/{slug}/servers/{server_id}", response=with_errors({200: ServerOut}, 401, 404, 429)
+    "/teams/{slug}/servers/{server_id}",
+    response=with_errors({200: ServerOut}, 400, 401, 404, 429),
+    operation_id="servers_get",
 )
 def server_get(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
+    """One server: address, tags, pin state, last check (never a secret)."""
     return server_out(_server(request, slug, server_id))
 
 
-@router.patch("/teams/{slug}/servers/{server_id}", response=with_errors({200: ServerOut}))
+@router.patch(
+    "/teams/{slug}/servers/{server_id}",
+    response=with_errors({200: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_update",
+)
 def server_update(
     request: HttpRequest, slug: str, server_id: int, payload: ServerUpdateIn
 ) -> dict[str, Any]:
@@ -286,7 +303,11 @@ def server_update(
     return server_out(server)
 
 
-@router.delete("/teams/{slug}/servers/{server_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/servers/{server_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 409, 429),
+    operation_id="servers_delete",
+)
 def server_delete(request: HttpRequest, slug: str, server_id: int) -> Status[None]:
     """Delete a server (admins): its credentials and pin are forgotten."""
     server = _server(request, slug, server_id)
@@ -321,7 +342,8 @@ def _check_out(server: Server) -> dict[str, Any]:
 
 @router.post(
     "/teams/{slug}/servers/{server_id}/check",
-    response=with_errors({202: CheckOut}, 401, 403, 404, 429),
+    response=with_errors({202: CheckOut}, 400, 401, 403, 404, 429),
+    operation_id="servers_check",
 )
 def server_check(request: HttpRequest, slug: str, server_id: int) -> Status[dict[str, Any]]:
     """Ask for a connection test (operators and up); it runs in the background.
@@ -346,7 +368,8 @@ def server_check(request: HttpRequest, slug: str, server_id: int) -> Status[dict
 
 @router.get(
     "/teams/{slug}/servers/{server_id}/check",
-    response=with_errors({200: CheckOut}, 401, 404),
+    response=with_errors({200: CheckOut}, 400, 401, 404, 429),
+    operation_id="servers_check_result",
 )
 def server_check_result(request: HttpRequest, slug: str, server_id: int) -> dict[str, Any]:
     """The connection test in progress, or the last one's result."""
@@ -354,7 +377,9 @@ def server_check_result(request: HttpRequest, slug: str, server_id: int) -> dict
 
 
 @router.post(
-    "/teams/{slug}/servers/{server_id}/host-key/pin", response=with_errors({200: ServerOut})
+    "/teams/{slug}/servers/{server_id}/host-key/pin",
+    response=with_errors({200: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_host_key_pin",
 )
 def server_host_key_pin(
     request: HttpRequest, slug: str, server_id: int, payload: PinIn
@@ -376,7 +401,8 @@ def server_host_key_pin(
 
 @router.post(
     "/teams/{slug}/servers/{server_id}/host-key/known-hosts",
-    response=with_errors({200: ServerOut}),
+    response=with_errors({200: ServerOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="servers_known_hosts_pin",
 )
 def server_host_key_paste(
     request: HttpRequest, slug: str, server_id: int, payload: KnownHostsIn
@@ -396,10 +422,36 @@ def server_host_key_paste(
 # --- team SSH key ------------------------------------------------------------------------
 
 
-@router.get("/teams/{slug}/ssh-key", response=with_errors({200: TeamKeysOut}, 401, 404, 429))
-def team_ssh_key(request: HttpRequest, slug: str) -> dict[str, Any]:
-    """The team's public key and its authorized_keys line (never the private key)."""
-    team = _team(request, slug)
-    current = services.team_ssh_key_ensure(team=team, actor=principal(request).user)
+def _keys_out(team: Team) -> dict[str, Any]:
+    current = selectors.team_ssh_key_current(team=team)
     upcoming = selectors.team_ssh_key_next(team=team)
-    return {"current": _key_out(current), "next": _key_out(upcoming) if upcoming else None}
+    return {
+        "current": _key_out(current) if current else None,
+        "next": _key_out(upcoming) if upcoming else None,
+    }
+
+
+@router.get(
+    "/teams/{slug}/ssh-key",
+    response=with_errors({200: TeamKeysOut}, 400, 401, 404, 429),
+    operation_id="ssh_key_get",
+)
+def team_ssh_key(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """The team's public key and its authorized_keys line (never the private key).
+
+    Only reads: `current` is null until the key exists (it is created with the
+    first server that uses it, or with `POST` here)."""
+    return _keys_out(_team(request, slug))
+
+
+@router.post(
+    "/teams/{slug}/ssh-key",
+    response=with_errors({200: TeamKeysOut}, 400, 401, 403, 404, 429),
+    operation_id="ssh_key_create",
+)
+def team_ssh_key_create(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """Create the team's key if it has none (admins), so it can be installed on
+    servers before they are added; answers the key either way."""
+    team = team_get_for_user(user=principal(request).user, team_slug=slug, role=Role.ADMIN)
+    services.team_ssh_key_ensure(team=team, actor=principal(request).user, request=request)
+    return _keys_out(team)

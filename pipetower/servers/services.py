@@ -176,7 +176,9 @@ def _team_key_create(*, team: Team, state: str, actor: Any) -> TeamSshKey:
     return key
 
 
-def team_ssh_key_ensure(*, team: Team, actor: Any = None) -> TeamSshKey:
+def team_ssh_key_ensure(
+    *, team: Team, actor: Any = None, request: HttpRequest | None = None
+) -> TeamSshKey:
     """The team's current key, generated (and audited) the first time it is needed."""
     existing = TeamSshKey.objects.filter(team=team, state=TeamSshKey.State.CURRENT).first()
     if existing is not None:
@@ -189,6 +191,7 @@ def team_ssh_key_ensure(*, team: Team, actor: Any = None) -> TeamSshKey:
                 team=team,
                 verb="server.team_key_created",
                 target=key,
+                request=request,
                 data={"fingerprint": key.fingerprint},
             )
     except IntegrityError:  # created by a concurrent request

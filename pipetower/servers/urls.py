@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.server_list, name="list"),
     path("new/", views.server_add, name="add"),
     path("ssh-key/", views.team_key, name="team_key"),
+    path("ssh-key/create/", views.team_key_create, name="key_create"),
     path("ssh-key/rotate/", views.team_key_rotation_start, name="key_rotation_start"),
     path("ssh-key/rotate/finish/", views.team_key_rotation_finish, name="key_rotation_finish"),
     path("ssh-key/rotate/cancel/", views.team_key_rotation_cancel, name="key_rotation_cancel"),

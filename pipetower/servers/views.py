@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from pipetower.core.errors import ServiceError
@@ -70,7 +71,7 @@ def server_list(request: HttpRequest) -> HttpResponse:
         filtered=bool(tag or query),
     )
     if not page.object_list and not context["filtered"]:
-        context["team_key"] = services.team_ssh_key_ensure(team=team, actor=request.user)
+        context["team_key"] = selectors.team_ssh_key_current(team=team)
     return render(request, "servers/server_list.html", context)
 
 
@@ -99,7 +100,7 @@ def server_add(request: HttpRequest) -> HttpResponse:
                 request, f"Added {server.name}. Test the connection to pin its host key."
             )
             return _to_detail(request, server)
-    team_key = services.team_ssh_key_ensure(team=team, actor=request.user)
+    team_key = selectors.team_ssh_key_current(team=team)
     return render(
         request,
         "servers/server_form.html",
@@ -302,7 +303,7 @@ def server_paste_host_key(request: HttpRequest, server_id: int) -> HttpResponse:
 @team_view()
 def team_key(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
-    current = services.team_ssh_key_ensure(team=team, actor=request.user)
+    current = selectors.team_ssh_key_current(team=team)  # a GET creates nothing
     settings = selectors.team_server_settings_get(team=team)
     return render(
         request,
@@ -326,6 +327,21 @@ def _key_action(request: HttpRequest, action: Any, done: str) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, done)
+    return redirect("servers:team_key", team_slug=team.slug)
+
+
+@require_POST
+@team_view(roles=ADMIN_ONLY)
+def team_key_create(request: HttpRequest) -> HttpResponse:
+    """Create the team's key before any server uses it, then go back where the button was."""
+    team = request.team  # type: ignore[attr-defined]
+    services.team_ssh_key_ensure(team=team, actor=request.user, request=request)
+    messages.success(request, "The team's SSH key is ready: add its line to your servers.")
+    back = request.POST.get("next", "")
+    if back.startswith(f"/teams/{team.slug}/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        return redirect(back)
     return redirect("servers:team_key", team_slug=team.slug)
 
 

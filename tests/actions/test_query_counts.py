@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from pipetower.actions import services
+from pipetower.actions import schedules, services, webhooks
 from pipetower.teams.models import Team
 from tests.actions.conftest import pinned_server
 
@@ -122,3 +122,55 @@ def test_the_api_action_list_costs_the_same_for_3_or_20_actions(
 
     assert many == few
     assert all(item["default_server_ids"] == [server.pk] for item in body["items"])
+
+
+def test_the_api_server_list_costs_the_same_for_3_or_20_servers(
+    client: Client, team: Team, read_token: str
+) -> None:
+    path = f"/teams/{team.slug}/servers"
+    for n in range(3):
+        pinned_server(team, f"web-{n}", port=9).tags.create(team=team, name=f"t{n}")
+    few, _ = api_queries_for(client, read_token, path)
+    for n in range(3, 20):
+        pinned_server(team, f"web-{n}", port=9).tags.create(team=team, name=f"t{n}")
+    many, body = api_queries_for(client, read_token, path)
+
+    assert many == few
+    assert len(body["items"]) == 20
+    assert all(len(item["tags"]) == 1 for item in body["items"])
+
+
+def test_the_api_schedule_and_webhook_lists_cost_the_same_for_3_or_20(
+    client: Client, team: Team, user: Any, make_action: Any, read_token: str
+) -> None:
+    server = pinned_server(team, "web-1", port=9)
+    action = make_action()
+
+    def grow(start: int, stop: int) -> None:
+        for n in range(start, stop):
+            schedules.schedule_create(
+                action=action,
+                actor=user,
+                name=f"nightly {n}",
+                cron_expression="30 2 * * *",
+                timezone_name="Europe/Berlin",
+                server_ids=[server.pk],
+            )
+            webhooks.webhook_create(
+                action=action, actor=user, name=f"hook {n}", server_ids=[server.pk]
+            )
+
+    grow(0, 3)
+    few = [
+        api_queries_for(client, read_token, f"/teams/{team.slug}/{kind}")[0]
+        for kind in ("schedules", "webhooks")
+    ]
+    grow(3, 20)
+    many = [
+        api_queries_for(client, read_token, f"/teams/{team.slug}/{kind}")
+        for kind in ("schedules", "webhooks")
+    ]
+
+    assert [count for count, _ in many] == few
+    assert all(len(body["items"]) == 20 for _, body in many)
+    assert all(item["server_ids"] == [server.pk] for _, body in many for item in body["items"])

@@ -8,6 +8,7 @@ from django.test import Client
 
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
+from tests.actions.conftest import make_action, tasks_queued  # noqa: F401  (fixtures)
 from tests.api.helpers import Api
 
 

@@ -158,9 +158,12 @@ def test_a_new_team_adds_servers_creates_an_action_and_watches_its_first_run_liv
     hosts = sshd_fleet(3)
     sign_in(page, user.email)
 
-    # The empty server list shows the team's public key; it goes on every server.
+    # The empty server list offers to create the team's key (a GET creates
+    # nothing), then shows its public key; it goes on every server.
     page.goto(f"/teams/{team.slug}/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Servers").click()
+    expect(page.get_by_role("heading", name="No servers yet")).to_be_visible()
+    page.get_by_role("button", name="Create the team key").click()
     expect(page.get_by_role("heading", name="No servers yet")).to_be_visible()
     public_key = page.locator(".key-line").first.inner_text().strip()
     assert public_key.startswith("ssh-ed25519 ")

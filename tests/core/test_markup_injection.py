@@ -460,6 +460,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "member_id": other_membership.pk,
         "invitation_id": invitation.pk,
         "token_id": token.pk,
+        "export_id": job.pk,
         "session_id": UserSession.objects.first().pk,  # type: ignore[union-attr]
         "user_id": owner.pk,
         "survey_id": survey.pk,

@@ -48,6 +48,10 @@ SHOWN_TEXT = {
     "privacy.StaffAccess.path",
     "privacy.StaffAccess.page",
     "privacy.StaffAccess.method",
+    # A token's name is its owner's label, not team content; staff see token
+    # metadata to revoke a leaked one, whether or not it is limited to a team.
+    "api.ApiToken.name",
+    "api.ApiToken.prefix",
 }
 # Long polls that wait for a change before answering: fetched without a grant
 # only (where they answer 404 at once).

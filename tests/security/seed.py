@@ -18,7 +18,7 @@ from pipetower.actions import webhooks as action_webhooks
 from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
-from pipetower.privacy.models import SupportGrant
+from pipetower.privacy.models import ExportJob, SupportGrant
 from pipetower.privacy.support_access import support_grant_create, support_grant_revoke
 from pipetower.servers.models import Server
 from pipetower.servers.services import team_ssh_key_ensure
@@ -59,6 +59,7 @@ class Seed:
     schedule: Schedule
     webhook: Webhook
     tokens: dict[str, str] = field(default_factory=dict)
+    export: ExportJob | None = None  # team A's owner's data export
 
     @property
     def url_values(self) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class Seed:
             "grant_id": self.grant.pk,
             "schedule_id": self.schedule.pk,
             "webhook_id": self.webhook.pk,
+            "export_id": self.export.pk if self.export else 0,
             "n": 1,  # the action's first version
         }
 
@@ -165,6 +167,7 @@ def seed() -> Seed:
         grant,
         schedule,
         webhook,
+        export=ExportJob.objects.create(user=owner, status=ExportJob.Status.FAILED),
     )
     for name, user in users.items():
         result.tokens[name] = api_token_create(

@@ -54,6 +54,7 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "servers:list": ("viewer", "admin"),
     "servers:add": ("admin", "admin"),
     "servers:team_key": ("viewer", "admin"),
+    "servers:key_create": ("none", "admin"),
     "servers:key_rotation_start": ("none", "admin"),
     "servers:key_rotation_finish": ("none", "admin"),
     "servers:key_rotation_cancel": ("none", "admin"),
@@ -139,6 +140,7 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
         {"known_hosts": "x"},
     ),
     "GET /api/v1/teams/{slug}/ssh-key": ("viewer", None),
+    "POST /api/v1/teams/{slug}/ssh-key": ("admin", None),
     "GET /api/v1/teams/{slug}/actions": ("viewer", None),
     "POST /api/v1/teams/{slug}/actions": ("admin", {"name": "new", "script": "true"}),
     "GET /api/v1/teams/{slug}/actions/{action_id}": ("viewer", None),
@@ -172,6 +174,9 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "POST /api/v1/teams/{slug}/webhooks/{webhook_id}/secret": ("operator", None),
     "DELETE /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
+    # Your own data export: nobody else's, whatever their role.
+    "GET /api/v1/me/exports/{export_id}": ("self", None),
+    "GET /api/v1/me/exports/{export_id}/download": ("self", None),
 }
 
 # Routes that take no parameter naming team A or one of its objects, with the
@@ -203,6 +208,7 @@ NOT_ABOUT_A_TEAM_OBJECT = {
     "api": {
         "GET /api/v1/me", "PATCH /api/v1/me", "GET /api/v1/teams", "POST /api/v1/teams",
         "GET /api/v1/tokens", "POST /api/v1/tokens",
+        "GET /api/v1/me/exports", "POST /api/v1/me/exports",  # the caller's own exports
     },
 }  # fmt: skip
 

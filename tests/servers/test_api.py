@@ -156,7 +156,39 @@ def test_pasting_known_hosts_through_the_api(api, sshd, make_server):
     assert response.json()["host_key"]["source"] == "pasted"
 
 
+def test_reading_the_team_key_creates_nothing(team):
+    reader = api_for(member(team, "viewer"), scope="read")
+
+    response = reader.get("/teams/engines/ssh-key")
+
+    assert response.status_code == 200
+    assert response.json() == {"current": None, "next": None}
+    assert not TeamSshKey.objects.filter(team=team).exists()
+    assert not AuditEvent.objects.filter(verb="server.team_key_created").exists()
+
+
+def test_an_admin_creates_the_team_key_with_a_post_once(api, team):
+    first = api.post("/teams/engines/ssh-key")
+    again = api.post("/teams/engines/ssh-key")
+
+    assert first.status_code == again.status_code == 200
+    key = TeamSshKey.objects.get(team=team)
+    assert first.json()["current"]["fingerprint"] == key.fingerprint
+    assert again.json() == first.json()
+    assert AuditEvent.objects.filter(verb="server.team_key_created").count() == 1
+
+
+def test_operators_and_read_tokens_cannot_create_the_team_key(team, user):
+    operator = api_for(member(team, "operator"))
+    reader = api_for(user, scope="read")
+
+    assert operator.post("/teams/engines/ssh-key").status_code == 403
+    assert reader.post("/teams/engines/ssh-key").status_code == 403
+    assert not TeamSshKey.objects.filter(team=team).exists()
+
+
 def test_the_team_key_is_public_only(api, team):
+    api.post("/teams/engines/ssh-key")
     body = api.get("/teams/engines/ssh-key").json()
 
     key = TeamSshKey.objects.get(team=team)

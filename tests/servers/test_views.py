@@ -44,7 +44,9 @@ def text(response) -> str:
 # --- list ---------------------------------------------------------------------------------------
 
 
-def test_the_empty_list_offers_the_first_server_and_the_teams_public_key(owner_client, team):
+def test_the_empty_list_offers_the_first_server_and_the_teams_public_key(
+    owner_client, team, team_key
+):
     response = owner_client.get(BASE)
 
     assert response.status_code == 200
@@ -112,10 +114,10 @@ def test_an_admin_adds_a_server_with_the_team_key(team, admin):
     assert AuditEvent.objects.filter(verb="server.created", actor=admin).exists()
 
 
-def test_the_add_form_shows_the_team_key_and_focuses_the_name(owner_client, team):
+def test_the_add_form_shows_the_team_key_and_focuses_the_name(owner_client, team, team_key):
     page = text(owner_client.get(BASE + "new/"))
 
-    assert TeamSshKey.objects.get(team=team).public_key in page
+    assert team_key.public_key in page
     assert re.search(r'<input[^>]*name="name"[^>]*autofocus', page)
 
 
@@ -438,7 +440,29 @@ def test_deleting_asks_first_then_deletes(owner_client, make_server):
 # --- team key page -------------------------------------------------------------------------------
 
 
-def test_the_team_key_page_shows_the_public_key_and_the_authorized_keys_line(owner_client, team):
+def test_pages_create_no_key_and_an_admin_creates_it_with_the_button(owner_client, team, viewer):
+    for path in ("", "new/", "ssh-key/"):
+        page = text(owner_client.get(BASE + path))
+        assert "Create the team key" in page or path == "new/", path
+    assert "The team has no SSH key yet" in text(client_for(viewer).get(BASE + "ssh-key/"))
+    assert "Create the team key" not in text(client_for(viewer).get(BASE + "ssh-key/"))
+    assert not TeamSshKey.objects.filter(team=team).exists(), "a GET created a key"
+    assert client_for(viewer).post(BASE + "ssh-key/create/").status_code == 403
+
+    response = owner_client.post(BASE + "ssh-key/create/", {"next": BASE})
+
+    assert response.status_code == 302 and response["Location"] == BASE
+    key = TeamSshKey.objects.get(team=team)
+    assert key.public_key in text(owner_client.get(BASE))
+    assert AuditEvent.objects.filter(verb="server.team_key_created").count() == 1
+    away = owner_client.post(BASE + "ssh-key/create/", {"next": "https://elsewhere.example/"})
+    assert away["Location"] == BASE + "ssh-key/"
+    assert TeamSshKey.objects.filter(team=team).count() == 1
+
+
+def test_the_team_key_page_shows_the_public_key_and_the_authorized_keys_line(
+    owner_client, team, team_key
+):
     page = text(owner_client.get(BASE + "ssh-key/"))
 
     key = TeamSshKey.objects.get(team=team)

@@ -16,13 +16,15 @@ from pipetower.core.http import client_ip
 router = Router(tags=["me"])
 
 
-@router.get("/me", response=with_errors({200: MeOut}, 401, 429))
+@router.get("/me", response=with_errors({200: MeOut}, 400, 401, 429), operation_id="me_get")
 def me_get(request: HttpRequest) -> Any:
     """Your account."""
     return principal(request).user
 
 
-@router.patch("/me", response=with_errors({200: MeOut}, 400, 401, 403, 422, 429))
+@router.patch(
+    "/me", response=with_errors({200: MeOut}, 400, 401, 403, 422, 429), operation_id="me_update"
+)
 def me_update(request: HttpRequest, payload: MeUpdateIn) -> Any:
     """Change your name."""
     caller = principal(request)

@@ -32,6 +32,7 @@ from pipetower.api.schemas import (
 )
 from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core import query
+from pipetower.core.errors import NotAllowed
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role, Team
 from pipetower.teams.selectors import (
@@ -66,29 +67,55 @@ def _membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Me
 
 
 # --- teams -------------------------------------------------------------------
-@router.get("/teams", response=with_errors({200: Page[TeamOut]}, 401, 404, 422, 429))
+@router.get(
+    "/teams",
+    response=with_errors({200: Page[TeamOut]}, 400, 401, 404, 422, 429),
+    operation_id="teams_list",
+)
 def team_list(request: HttpRequest, pagination: Query[PageParams]) -> dict[str, Any]:
     """The teams you belong to, by name, with your role in each."""
-    memberships = memberships_for_user(user=principal(request).user)
+    caller = principal(request)
+    memberships = memberships_for_user(user=caller.user)
+    if caller.team_id is not None:
+        memberships = memberships.filter(team_id=caller.team_id)
     return paginate(request, memberships, pagination, transform=lambda m: _team_out(m.team, m.role))
 
 
-@router.post("/teams", response=with_errors({201: TeamOut}, 400, 401, 403, 409, 422, 429))
+@router.post(
+    "/teams",
+    response=with_errors({201: TeamOut}, 400, 401, 403, 409, 422, 429),
+    operation_id="teams_create",
+)
 def team_create(request: HttpRequest, payload: TeamCreateIn) -> Status[dict[str, Any]]:
-    """Create a team. You become its owner."""
+    """Create a team. You become its owner. Needs a token for all your teams."""
+    caller = principal(request)
+    if caller.team_id is not None:
+        raise NotAllowed(
+            "This token is limited to one team. Creating a team needs a token for all your teams.",
+            code="token_team_scope",
+        )
     team = team_services.team_create(
         user=principal(request).user, name=payload.name, request=request
     )
     return Status(201, _team_out(team, Role.OWNER))
 
 
-@router.get("/teams/{slug}", response=with_errors({200: TeamOut}, 401, 404, 429))
+@router.get(
+    "/teams/{slug}",
+    response=with_errors({200: TeamOut}, 400, 401, 404, 429),
+    operation_id="teams_get",
+)
 def team_get(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """One team, with your role in it."""
     membership = _membership(request, slug)
     return _team_out(membership.team, membership.role)
 
 
-@router.patch("/teams/{slug}", response=with_errors({200: TeamOut}))
+@router.patch(
+    "/teams/{slug}",
+    response=with_errors({200: TeamOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="teams_update",
+)
 def team_update(request: HttpRequest, slug: str, payload: TeamUpdateIn) -> dict[str, Any]:
     """Rename the team (owners and admins)."""
     caller = principal(request)
@@ -101,7 +128,9 @@ def team_update(request: HttpRequest, slug: str, payload: TeamUpdateIn) -> dict[
 
 # --- members -----------------------------------------------------------------
 @router.get(
-    "/teams/{slug}/members", response=with_errors({200: Page[MemberOut]}, 401, 404, 422, 429)
+    "/teams/{slug}/members",
+    response=with_errors({200: Page[MemberOut]}, 400, 401, 404, 422, 429),
+    operation_id="members_list",
 )
 def member_list(request: HttpRequest, slug: str, pagination: Query[PageParams]) -> dict[str, Any]:
     """The team's members, owners first, then by name."""
@@ -109,7 +138,11 @@ def member_list(request: HttpRequest, slug: str, pagination: Query[PageParams]) 
     return paginate(request, team_members(team=team), pagination)
 
 
-@router.patch("/teams/{slug}/members/{member_id}", response=with_errors({200: MemberOut}))
+@router.patch(
+    "/teams/{slug}/members/{member_id}",
+    response=with_errors({200: MemberOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="members_update",
+)
 def member_update(
     request: HttpRequest, slug: str, member_id: int, payload: MemberUpdateIn
 ) -> Membership:
@@ -123,7 +156,11 @@ def member_update(
     return member_get(team=team, membership_id=member_id)
 
 
-@router.delete("/teams/{slug}/members/{member_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/members/{member_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 409, 429),
+    operation_id="members_remove",
+)
 def member_remove(request: HttpRequest, slug: str, member_id: int) -> Status[None]:
     """Remove a member (owners and admins). Your own membership: leave the team (any role)."""
     caller = principal(request)
@@ -139,7 +176,8 @@ def member_remove(request: HttpRequest, slug: str, member_id: int) -> Status[Non
 # --- invitations -------------------------------------------------------------
 @router.get(
     "/teams/{slug}/invitations",
-    response=with_errors({200: Page[InvitationOut]}, 401, 403, 404, 422, 429),
+    response=with_errors({200: Page[InvitationOut]}, 400, 401, 403, 404, 422, 429),
+    operation_id="invitations_list",
 )
 def invitation_list(
     request: HttpRequest, slug: str, pagination: Query[PageParams]
@@ -149,7 +187,11 @@ def invitation_list(
     return paginate(request, team_open_invitations(team=team), pagination)
 
 
-@router.post("/teams/{slug}/invitations", response=with_errors({201: InvitationOut}))
+@router.post(
+    "/teams/{slug}/invitations",
+    response=with_errors({201: InvitationOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="invitations_create",
+)
 def invitation_create(request: HttpRequest, slug: str, payload: InvitationCreateIn) -> Status[Any]:
     """Invite someone by email. They get a single-use link that expires."""
     caller = principal(request)
@@ -161,7 +203,9 @@ def invitation_create(request: HttpRequest, slug: str, payload: InvitationCreate
 
 
 @router.post(
-    "/teams/{slug}/invitations/{invitation_id}/resend", response=with_errors({200: InvitationOut})
+    "/teams/{slug}/invitations/{invitation_id}/resend",
+    response=with_errors({200: InvitationOut}, 400, 401, 403, 404, 409, 410, 429),
+    operation_id="invitations_resend",
 )
 def invitation_resend(request: HttpRequest, slug: str, invitation_id: int) -> Any:
     """Send the invitation again with a fresh link and expiry."""
@@ -173,7 +217,11 @@ def invitation_resend(request: HttpRequest, slug: str, invitation_id: int) -> An
     )
 
 
-@router.delete("/teams/{slug}/invitations/{invitation_id}", response=with_errors({204: None}))
+@router.delete(
+    "/teams/{slug}/invitations/{invitation_id}",
+    response=with_errors({204: None}, 400, 401, 403, 404, 409, 429),
+    operation_id="invitations_revoke",
+)
 def invitation_revoke(request: HttpRequest, slug: str, invitation_id: int) -> Status[None]:
     """Revoke an invitation; its link stops working."""
     caller = principal(request)
@@ -218,7 +266,8 @@ def _aware(value: datetime | date | None) -> datetime | date | None:
 
 @router.get(
     "/teams/{slug}/audit-events",
-    response=with_errors({200: Page[AuditEventOut]}, 401, 403, 404, 422, 429),
+    response=with_errors({200: Page[AuditEventOut]}, 400, 401, 404, 422, 429),
+    operation_id="audit_events_list",
 )
 def audit_event_list(
     request: HttpRequest,
