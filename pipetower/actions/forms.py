@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import Prefetch
 from django.forms import formset_factory
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
@@ -272,6 +273,20 @@ class RunForm(ErrorAttrsMixin, forms.Form):
                 if value is None and spec["kind"] == ParamKind.BOOLEAN:
                     value = False  # a yes/no select always shows one of them
                 self.initial.setdefault(field_name, _field_text(value))
+
+    def picker_rows(self) -> list[tuple[Server, bool]]:
+        """Every server of the team for the target picker, each with whether it is chosen,
+        with its tags, pin and last check (two queries, however many servers)."""
+        if self.is_bound:
+            chosen = {str(value) for value in self.data.getlist("servers")}  # type: ignore[attr-defined]
+        else:
+            chosen = {str(getattr(s, "pk", s)) for s in self.initial.get("servers") or []}
+        servers = (
+            self.fields["servers"]
+            .queryset.defer("private_key", "password")  # type: ignore[attr-defined]
+            .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        )
+        return [(server, str(server.pk) in chosen) for server in servers]
 
     @staticmethod
     def _param_field(spec: dict[str, Any]) -> forms.Field:

@@ -75,6 +75,10 @@ class Inventory:
     notes: list[tuple[int, str]] = field(default_factory=list)  # lines skipped, and why
 
     @property
+    def format_label(self) -> str:
+        return FORMATS.get(self.format, self.format)
+
+    @property
     def valid_rows(self) -> list[InventoryRow]:
         return [row for row in self.rows if row.ok]
 
