@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
+    "servers": ("", "Servers through the API: servers import FILE [--format F] [--dry-run]."),
     "manage": ("", "Run any Django management command: pipetower manage <command> ..."),
 }
 
@@ -101,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipetower.actions.cli import main as run_main
 
         return run_main(rest)
+    if name == "servers":  # an API client too (pipetower/servers/cli.py)
+        from pipetower.servers.cli import main as servers_main
+
+        return servers_main(rest)
     if name == "keygen" and not rest:
         # No settings needed: production mode refuses to load them without a
         # master key, and this is how one gets a master key.

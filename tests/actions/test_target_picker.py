@@ -4,6 +4,8 @@ headless Chromium, and the same form working without JavaScript."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -78,6 +80,8 @@ def test_search_tag_filter_and_select_all_or_none(
     page.get_by_role("button", name="Select all shown").click()
     page.get_by_role("button", name="Start run").click()
 
-    expect(page.get_by_role("heading", name="Run #1 · deploy")).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("heading", name=re.compile(r"^Run #\d+ · deploy"))).to_be_visible(
+        timeout=10_000
+    )
     run = Run.objects.get()
     assert sorted(run.targets.values_list("server_name", flat=True)) == ["web-1", "web-2"]
