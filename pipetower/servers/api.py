@@ -172,6 +172,38 @@ class TagsBulkIn(Input):
     remove: list[str] = Field(default_factory=list, max_length=services.MAX_TAGS)
 
 
+class ServerIdsIn(Input):
+    server_ids: list[int] = Field(..., max_length=services.MAX_BULK_SERVERS)
+
+
+class HostKeysFetchOut(Schema):
+    requested: list[int] = Field(
+        ...,
+        description="Ids whose host keys are being fetched; pinned servers and servers with a "
+        "check already pending are left out. GET each server (or its check) for the result.",
+    )
+
+
+class BulkPinIn(Input):
+    fingerprints: dict[int, str] = Field(
+        ...,
+        description="Server id → the SHA256 fingerprint you compared (its "
+        "host_key.offered_fingerprint).",
+    )
+
+
+class BulkPinRefusedOut(Schema):
+    id: int
+    message: str
+
+
+class BulkPinOut(Schema):
+    pinned: list[int]
+    refused: list[BulkPinRefusedOut] = Field(
+        ..., description="Servers not pinned, and why (e.g. the presented key changed)."
+    )
+
+
 class TagsBulkOut(Schema):
     changed: list[int] = Field(..., description="Ids of the servers whose tags changed.")
     unchanged: list[int] = Field(..., description="Ids that already had (or lacked) the tags.")
@@ -328,6 +360,46 @@ def servers_import(request: HttpRequest, slug: str, payload: ImportIn) -> Status
         return Status(200, _import_out(checked, [], dry_run=True))
     result = services.servers_import(**fields, request=request)
     return Status(201, _import_out(result.inventory, result.created, dry_run=False))
+
+
+@router.post(
+    "/teams/{slug}/servers/host-keys/fetch",
+    response=with_errors({202: HostKeysFetchOut}, 400, 401, 403, 404, 422, 429),
+    operation_id="servers_host_keys_fetch",
+)
+def servers_host_keys_fetch(
+    request: HttpRequest, slug: str, payload: ServerIdsIn
+) -> Status[dict[str, Any]]:
+    """Fetch the host keys many unpinned servers present (admins), in the background.
+
+    Answers 202 at once. Each server's `host_key.offered_keys` and `last_check`
+    then show the keys, or why the host could not be reached.
+    """
+    team = _team(request, slug)
+    asked = services.servers_host_keys_fetch_request(
+        team=team, actor=principal(request).user, server_ids=payload.server_ids, request=request
+    )
+    return Status(202, {"requested": [server.pk for server in asked]})
+
+
+@router.post(
+    "/teams/{slug}/servers/host-keys/pin",
+    response=with_errors({200: BulkPinOut}, 400, 401, 403, 404, 422, 429),
+    operation_id="servers_host_keys_pin",
+)
+def servers_host_keys_pin(request: HttpRequest, slug: str, payload: BulkPinIn) -> dict[str, Any]:
+    """Pin the presented keys of many servers (admins), each naming the fingerprint compared."""
+    team = _team(request, slug)
+    result = services.servers_host_keys_pin(
+        team=team,
+        actor=principal(request).user,
+        fingerprints=payload.fingerprints,
+        request=request,
+    )
+    return {
+        "pinned": [server.pk for server in result.pinned],
+        "refused": [{"id": server.pk, "message": reason} for server, reason in result.refused],
+    }
 
 
 def _import_out(checked: Any, created: list[Server], *, dry_run: bool) -> dict[str, Any]:

@@ -1172,7 +1172,8 @@ def servers_host_keys_fetch_run(
     from django.contrib.auth import get_user_model
 
     actor = get_user_model().objects.filter(pk=actor_id).first()
-    servers = list(Server.objects.select_related("team").filter(pk__in=server_ids))
+    # A server pinned meanwhile keeps its pin and its last check.
+    servers = list(Server.objects.select_related("team").filter(pk__in=server_ids, host_keys=""))
     if actor is None or not servers:
         return
     team = servers[0].team

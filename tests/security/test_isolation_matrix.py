@@ -134,6 +134,8 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
         "admin",
         {"text": "name,address,user\nimported,127.0.0.1,u\n", "dry_run": True},
     ),
+    "POST /api/v1/teams/{slug}/servers/host-keys/fetch": ("admin", {"server_ids": []}),
+    "POST /api/v1/teams/{slug}/servers/host-keys/pin": ("admin", {"fingerprints": {}}),
     "POST /api/v1/teams/{slug}/servers/tags": (
         "admin",
         {"server_ids": [], "add": ["x"]},

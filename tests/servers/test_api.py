@@ -302,3 +302,35 @@ def test_the_list_filters_by_pin_state(api, make_server, pinned_server):
     assert [s["name"] for s in pinned] == ["live"]
     assert [s["name"] for s in unpinned] == ["unpinned"]
     assert bad.status_code == 422
+
+
+def test_host_keys_are_fetched_and_pinned_in_bulk(api, team, sshd, free_port, make_server, checked):
+    live = make_server(name="live", host=sshd.host, port=sshd.port, username=sshd.user)
+    gone = make_server(name="gone", host="127.0.0.1", port=free_port, username="u")
+
+    asked = checked(
+        lambda: api.post(f"{SERVERS}/host-keys/fetch", {"server_ids": [live.pk, gone.pk]})
+    )
+
+    assert asked.status_code == 202, asked.content
+    assert sorted(asked.json()["requested"]) == sorted([live.pk, gone.pk])
+    live_body = api.get(f"{SERVERS}/{live.pk}").json()
+    assert live_body["host_key"]["offered_fingerprint"] == sshd.fingerprint
+    assert api.get(f"{SERVERS}/{gone.pk}").json()["last_check"]["error"] == "refused"
+
+    pinned = api.post(
+        f"{SERVERS}/host-keys/pin",
+        {"fingerprints": {str(live.pk): sshd.fingerprint, str(gone.pk): "SHA256:never-shown"}},
+    )
+
+    assert pinned.status_code == 200, pinned.content
+    body = pinned.json()
+    assert body["pinned"] == [live.pk]
+    assert body["refused"] == [
+        {
+            "id": gone.pk,
+            "message": "There is no presented host key to confirm: test the connection first.",
+        }
+    ]
+    live.refresh_from_db()
+    assert live.host_key_fingerprints == [sshd.fingerprint]

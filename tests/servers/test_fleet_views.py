@@ -258,3 +258,12 @@ def test_the_list_filters_by_pin_state_and_sorts(owner_client, make_server, user
     assert "b-server" in unpinned and "a-server" not in unpinned
     assert backwards.index("b-server") < backwards.index("a-server")
     assert 'option value="-name" selected' in backwards
+
+
+def test_markup_in_an_inventory_is_shown_as_text(owner_client):
+    csv = 'name,address,user,tags\n"<b>web</b><script>x()</script>",192.0.2.1,deploy,web\n'
+
+    page = text(owner_client.post(f"{BASE}import/", {"text": csv, "format": "csv"}))
+
+    assert "<b>web</b>" not in page and "<script>x()" not in page
+    assert "&lt;b&gt;web&lt;/b&gt;&lt;script&gt;x()&lt;/script&gt;" in page
