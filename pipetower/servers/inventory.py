@@ -331,6 +331,7 @@ def parse_ansible_ini(text: str) -> Inventory:
                     )
                 )
                 continue
+            value = re.split(r"\s+[#;]", value.strip(), maxsplit=1)[0]  # an inline comment
             inv.group_vars.setdefault(group, {})[key.strip()] = _unquote(value.strip())
         elif kind == "children":
             inv.group_children.setdefault(group, [])

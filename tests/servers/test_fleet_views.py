@@ -267,3 +267,36 @@ def test_markup_in_an_inventory_is_shown_as_text(owner_client):
 
     assert "<b>web</b>" not in page and "<script>x()" not in page
     assert "&lt;b&gt;web&lt;/b&gt;&lt;script&gt;x()&lt;/script&gt;" in page
+
+
+def _queries(client, url) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_pin_page_and_the_filtered_list_cost_the_same_queries_for_3_or_30_servers(
+    owner_client, team, user
+):
+    def add(count: int, start: int) -> None:
+        rows = "".join(
+            f"fleet-{n},192.0.2.{n},deploy,web db\n" for n in range(start, start + count)
+        )
+        services.servers_import(team=team, actor=user, text="name,address,user,tags\n" + rows)
+
+    owner_client.get(BASE)  # the first request of a session records the session
+    add(3, 1)
+    few = [
+        _queries(owner_client, f"{BASE}{url}")
+        for url in ("host-keys/", "?tag=web&pin=unpinned&sort=-last_check")
+    ]
+    add(27, 4)
+    many = [
+        _queries(owner_client, f"{BASE}{url}")
+        for url in ("host-keys/", "?tag=web&pin=unpinned&sort=-last_check")
+    ]
+
+    assert many == few
