@@ -406,11 +406,16 @@ class RunFilterForm(forms.Form):
     who = forms.ChoiceField(required=False, label="Started by", widget=PlainSelect)
     since = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(required=False, label="Sort by", widget=PlainSelect)
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from pipetower.actions.selectors import RUN_SORTS
         from pipetower.teams.models import Membership
 
+        self.fields["sort"].choices = [  # type: ignore[attr-defined]
+            (value, label) for value, (label, _order) in RUN_SORTS.items()
+        ]
         self.fields["action"].choices = [  # type: ignore[attr-defined]
             ("", "Any action"),
             *Action.objects.filter(team=team).order_by("name").values_list("pk", "name"),
