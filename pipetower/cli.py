@@ -39,7 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("keygen", "Print a new master key for PIPETOWER_MASTER_KEYS."),
     "run": ("", "Run an action through the API: run ACTION --target NAME|tag:T --follow."),
     "login": ("", "Store an API token for a Pipetower: login URL (docs/cli.md)."),
-    "servers": ("", "Through the API: servers list | add NAME --host H --user U."),
+    "servers": (
+        "",
+        "Through the API: servers list | add NAME --host H --user U | import FILE [--dry-run].",
+    ),
     "actions": ("", "Through the API: actions list | show NAME | run NAME --target T --follow."),
     "runs": ("", "Through the API: runs list | show ID | cancel ID | rerun ID."),
     "schedules": ("", "Through the API: schedules list | add ACTION --name N --cron C."),

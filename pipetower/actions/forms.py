@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import Prefetch
 from django.forms import formset_factory
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
@@ -273,6 +274,20 @@ class RunForm(ErrorAttrsMixin, forms.Form):
                     value = False  # a yes/no select always shows one of them
                 self.initial.setdefault(field_name, _field_text(value))
 
+    def picker_rows(self) -> list[tuple[Server, bool]]:
+        """Every server of the team for the target picker, each with whether it is chosen,
+        with its tags, pin and last check (two queries, however many servers)."""
+        if self.is_bound:
+            chosen = {str(value) for value in self.data.getlist("servers")}  # type: ignore[attr-defined]
+        else:
+            chosen = {str(getattr(s, "pk", s)) for s in self.initial.get("servers") or []}
+        servers = (
+            self.fields["servers"]
+            .queryset.defer("private_key", "password")  # type: ignore[attr-defined]
+            .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        )
+        return [(server, str(server.pk) in chosen) for server in servers]
+
     @staticmethod
     def _param_field(spec: dict[str, Any]) -> forms.Field:
         label = spec.get("label") or spec["name"]
@@ -391,11 +406,16 @@ class RunFilterForm(forms.Form):
     who = forms.ChoiceField(required=False, label="Started by", widget=PlainSelect)
     since = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = BoundedDateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(required=False, label="Sort by", widget=PlainSelect)
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from pipetower.actions.selectors import RUN_SORTS
         from pipetower.teams.models import Membership
 
+        self.fields["sort"].choices = [  # type: ignore[attr-defined]
+            (value, label) for value, (label, _order) in RUN_SORTS.items()
+        ]
         self.fields["action"].choices = [  # type: ignore[attr-defined]
             ("", "Any action"),
             *Action.objects.filter(team=team).order_by("name").values_list("pk", "name"),

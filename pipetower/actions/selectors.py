@@ -71,6 +71,15 @@ class RunFilters:
     who: int | None = None
     since: date | None = None
     until: date | None = None
+    sort: str = "newest"
+
+
+# Orders of the run history: value → (label, ordering).
+RUN_SORTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "newest": ("Newest first", ("-created_at", "-id")),
+    "oldest": ("Oldest first", ("created_at", "id")),
+    "action": ("Action, A to Z", ("action_name", "-created_at", "-id")),
+}
 
 
 def runs_for_team(*, team: Team, filters: RunFilters | None = None) -> QuerySet[Run]:
@@ -94,7 +103,7 @@ def runs_for_team(*, team: Team, filters: RunFilters | None = None) -> QuerySet[
     if f.until:
         end = datetime.combine(f.until, dtime.min, tzinfo=tz) + timedelta(days=1)
         runs = runs.filter(created_at__lt=end)
-    return runs.order_by("-created_at", "-id")
+    return runs.order_by(*RUN_SORTS.get(f.sort, RUN_SORTS["newest"])[1])
 
 
 def run_get(*, team: Team, run_id: Any) -> Run:

@@ -242,6 +242,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             who=int(data["who"]) if data["who"] else None,
             since=data["since"],
             until=data["until"],
+            sort=data["sort"] or "newest",
         )
     runs = selectors.runs_for_team(team=team, filters=filters).only(
         *("id", "rerun_of_id", "action_name", "status", "created_at", "finished_at"),

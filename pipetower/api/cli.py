@@ -44,6 +44,7 @@ from pipetower.actions.cli import (
     _team,
     follow,
 )
+from pipetower.servers.cli import add_import_parser, cmd_import
 
 EXIT_RUNNING = 5
 RUN_EXIT = {"succeeded": EXIT_SUCCEEDED, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
@@ -162,6 +163,8 @@ def _server_text(items: list[dict[str, Any]]) -> str:
 
 
 def cmd_servers(args: argparse.Namespace, client: Client, team: str, out: Out) -> int:
+    if args.action == "import":
+        return cmd_import(args, client, team, out)
     if args.action == "list":
         items = _all(client, f"/teams/{team}/servers")
         out.data(items, _server_text)
@@ -432,6 +435,7 @@ def parser(command: str) -> argparse.ArgumentParser:
         add.add_argument("--user", required=True, help="The SSH user.")
         add.add_argument("--tag", action="append", default=[], help="Repeatable.")
         _common(add)
+        add_import_parser(sub, _common)
     elif command == "actions":
         _common(sub.add_parser("list", help="The team's actions."))
         show = sub.add_parser("show", help="One action: parameters and script.")

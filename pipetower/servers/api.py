@@ -18,7 +18,7 @@ from pipetower.api.endpoints.common import with_errors
 from pipetower.api.errors import error_response
 from pipetower.api.pagination import Page, PageParams, paginate
 from pipetower.api.schemas import Input
-from pipetower.servers import selectors, services
+from pipetower.servers import inventory, selectors, services
 from pipetower.servers.models import Server, TeamSshKey
 from pipetower.teams.models import Role, Team
 from pipetower.teams.selectors import team_get_for_user
@@ -104,6 +104,111 @@ class ServerUpdateIn(Input):
 class ServerFilters(Schema):
     tag: str = Field("", max_length=40, description="Only servers with this tag.")
     q: str = Field("", max_length=100, description="Name or host contains this.")
+    pin: Literal["", "pinned", "unpinned", "changed"] = Field(
+        "", description="Only pinned servers, unpinned ones, or those whose host key changed."
+    )
+    check: Literal["", "ok", "failed", "never"] = Field(
+        "", description="By the last connection check: OK, failed, or never checked."
+    )
+    sort: Literal["name", "-name", "host", "last_check", "-last_check", "-created"] = Field(
+        "name", description="Order: name, address, last check (oldest/newest), newest added."
+    )
+
+
+InventoryFormat = Literal["auto", "ansible_ini", "ansible_yaml", "ssh_config", "csv"]
+
+
+class ImportIn(Input):
+    text: str = Field(
+        ...,
+        max_length=inventory.MAX_INVENTORY_BYTES,
+        description="The inventory: Ansible INI or YAML, an ssh_config, or CSV with the "
+        "header name,address,port,user,tags.",
+    )
+    format: InventoryFormat = Field("auto", description="auto detects it from the content.")
+    default_user: str = Field(
+        "", max_length=64, description="SSH user for servers the inventory gives none."
+    )
+    dry_run: bool = Field(
+        False, description="true: only check every line; false: import the valid ones (`created`)."
+    )
+
+
+class ImportRowOut(Schema):
+    line: int = Field(..., description="The line of the file the server comes from.")
+    name: str
+    host: str
+    port: str
+    user: str
+    tags: list[str]
+    ok: bool
+    errors: list[str] = Field(..., description="Why this line is not imported; empty if ok.")
+
+
+class ImportNoteOut(Schema):
+    line: int
+    message: str = Field(..., description="A line that was skipped on purpose, and why.")
+
+
+class ImportedServerOut(Schema):
+    id: int
+    name: str
+    address: str
+
+
+class ImportOut(Schema):
+    format: str
+    dry_run: bool
+    rows: list[ImportRowOut]
+    notes: list[ImportNoteOut]
+    created: list[ImportedServerOut] = Field(
+        ...,
+        description="The servers added (empty for a dry run). Their host keys are not "
+        "pinned yet: check each server, then pin the fingerprint you compared.",
+    )
+
+
+class TagsBulkIn(Input):
+    server_ids: list[int] = Field(..., max_length=services.MAX_BULK_SERVERS)
+    add: list[str] = Field(default_factory=list, max_length=services.MAX_TAGS)
+    remove: list[str] = Field(default_factory=list, max_length=services.MAX_TAGS)
+
+
+class ServerIdsIn(Input):
+    server_ids: list[int] = Field(..., max_length=services.MAX_BULK_SERVERS)
+
+
+class HostKeysFetchOut(Schema):
+    requested: list[int] = Field(
+        ...,
+        description="Ids whose host keys are being fetched; pinned servers and servers with a "
+        "check already pending are left out. GET each server (or its check) for the result.",
+    )
+
+
+class BulkPinIn(Input):
+    fingerprints: dict[int, str] = Field(
+        ...,
+        description="Server id → the SHA256 fingerprint you compared (its "
+        "host_key.offered_fingerprint).",
+    )
+
+
+class BulkPinRefusedOut(Schema):
+    id: int
+    message: str
+
+
+class BulkPinOut(Schema):
+    pinned: list[int]
+    refused: list[BulkPinRefusedOut] = Field(
+        ..., description="Servers not pinned, and why (e.g. the presented key changed)."
+    )
+
+
+class TagsBulkOut(Schema):
+    changed: list[int] = Field(..., description="Ids of the servers whose tags changed.")
+    unchanged: list[int] = Field(..., description="Ids that already had (or lacked) the tags.")
 
 
 class CheckOut(Schema):
@@ -226,8 +331,126 @@ def server_list(
 ) -> dict[str, Any]:
     """The team's servers by name, with pin state and the last connection check."""
     team = _team(request, slug)
-    servers = selectors.servers_for_team(team=team, tag=filters.tag, query=filters.q)
+    servers = selectors.servers_for_team(
+        team=team,
+        tag=filters.tag,
+        query=filters.q,
+        pin=filters.pin,
+        check=filters.check,
+        sort=filters.sort,
+    )
     return paginate(request, servers, pagination, transform=server_out)
+
+
+@router.post(
+    "/teams/{slug}/servers/import",
+    response=with_errors({200: ImportOut}, 400, 401, 403, 404, 422, 429),
+    operation_id="servers_import",
+)
+def servers_import(request: HttpRequest, slug: str, payload: ImportIn) -> Status[dict[str, Any]]:
+    """Add many servers from an inventory (admins); `dry_run` shows every line and its errors.
+
+    Lines with errors are left out of the import; the answer lists them. The new
+    servers log in with the team's key and have no pinned host key yet.
+    """
+    team = _team(request, slug)
+    fields = {
+        "team": team,
+        "actor": principal(request).user,
+        "text": payload.text,
+        "format": payload.format,
+        "default_user": payload.default_user,
+    }
+    if payload.dry_run:
+        checked = services.servers_import_preview(**fields)
+        return Status(200, _import_out(checked, [], dry_run=True))
+    result = services.servers_import(**fields, request=request)
+    return Status(200, _import_out(result.inventory, result.created, dry_run=False))
+
+
+@router.post(
+    "/teams/{slug}/servers/host-keys/fetch",
+    response=with_errors({202: HostKeysFetchOut}, 400, 401, 403, 404, 422, 429),
+    operation_id="servers_host_keys_fetch",
+)
+def servers_host_keys_fetch(
+    request: HttpRequest, slug: str, payload: ServerIdsIn
+) -> Status[dict[str, Any]]:
+    """Fetch the host keys many unpinned servers present (admins), in the background.
+
+    Answers 202 at once. Each server's `host_key.offered_keys` and `last_check`
+    then show the keys, or why the host could not be reached.
+    """
+    team = _team(request, slug)
+    asked = services.servers_host_keys_fetch_request(
+        team=team, actor=principal(request).user, server_ids=payload.server_ids, request=request
+    )
+    return Status(202, {"requested": [server.pk for server in asked]})
+
+
+@router.post(
+    "/teams/{slug}/servers/host-keys/pin",
+    response=with_errors({200: BulkPinOut}, 400, 401, 403, 404, 422, 429),
+    operation_id="servers_host_keys_pin",
+)
+def servers_host_keys_pin(request: HttpRequest, slug: str, payload: BulkPinIn) -> dict[str, Any]:
+    """Pin the presented keys of many servers (admins), each naming the fingerprint compared."""
+    team = _team(request, slug)
+    result = services.servers_host_keys_pin(
+        team=team,
+        actor=principal(request).user,
+        fingerprints=payload.fingerprints,
+        request=request,
+    )
+    return {
+        "pinned": [server.pk for server in result.pinned],
+        "refused": [{"id": server.pk, "message": reason} for server, reason in result.refused],
+    }
+
+
+def _import_out(checked: Any, created: list[Server], *, dry_run: bool) -> dict[str, Any]:
+    return {
+        "format": checked.format,
+        "dry_run": dry_run,
+        "rows": [
+            {
+                "line": row.line,
+                "name": row.name,
+                "host": row.host,
+                "port": row.port,
+                "user": row.user,
+                "tags": row.tags,
+                "ok": row.ok,
+                "errors": row.errors,
+            }
+            for row in checked.rows
+        ],
+        "notes": [{"line": line, "message": message} for line, message in checked.notes],
+        "created": [{"id": s.pk, "name": s.name, "address": s.address} for s in created],
+    }
+
+
+@router.post(
+    "/teams/{slug}/servers/tags",
+    response=with_errors({200: TagsBulkOut}, 400, 401, 403, 404, 422, 429),
+    operation_id="servers_tags_bulk",
+)
+def servers_tags_bulk(request: HttpRequest, slug: str, payload: TagsBulkIn) -> dict[str, Any]:
+    """Add and/or remove tags on many servers at once (admins). Ids of other teams'
+    servers are ignored."""
+    team = _team(request, slug)
+    change = services.servers_tags_bulk(
+        team=team,
+        actor=principal(request).user,
+        server_ids=payload.server_ids,
+        add=payload.add,
+        remove=payload.remove,
+        request=request,
+    )
+    return {
+        "changed": [server.pk for server in change.changed],
+        "unchanged": [server.pk for server in change.unchanged],
+    }
 
 
 @router.post(

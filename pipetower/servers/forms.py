@@ -7,9 +7,10 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
 
 from pipetower.core.errors import ServiceError
-from pipetower.servers import services
+from pipetower.servers import inventory, services
 from pipetower.servers.models import Server
 
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -179,3 +180,68 @@ class ServerSettingsForm(forms.Form):
         "and record that it did. Convenient on a network you trust; off, an admin confirms "
         "every fingerprint.",
     )
+
+
+class ImportForm(forms.Form):
+    """An inventory pasted or uploaded; an upload lands in the text box, so the preview
+    and the confirmation post the same text and nothing typed is lost."""
+
+    file = forms.FileField(
+        required=False,
+        label="Upload a file",
+        help_text="An Ansible inventory (INI or YAML), an ssh_config or a CSV file.",
+    )
+    text = forms.CharField(
+        required=False,
+        strip=False,
+        label="Or paste it",
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "autocomplete": "off"}),
+    )
+    format = forms.ChoiceField(
+        choices=[("auto", "Detect from the content"), *inventory.FORMATS.items()],
+        initial="auto",
+    )
+    default_user = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Default SSH user",
+        help_text="For servers the inventory gives no user (ansible_user, User or the user "
+        "column), for example deploy.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        upload: UploadedFile | None = data.get("file")
+        if upload is not None:
+            if upload.size and upload.size > inventory.MAX_INVENTORY_BYTES:
+                raise forms.ValidationError(
+                    f"The file is larger than {inventory.MAX_INVENTORY_BYTES // 1000} kB. "
+                    "Split it and import the parts one after the other."
+                )
+            try:
+                data["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise forms.ValidationError(
+                    "The file is not UTF-8 text. Save it as UTF-8 and upload it again."
+                ) from None
+            # Shown again in the text box: the confirmation posts it from there.
+            shown = QueryDict(mutable=True)
+            shown.update(self.data)
+            shown["text"] = data["text"]
+            self.data = shown
+        elif not (data.get("text") or "").strip():
+            self.add_error("text", "Paste an inventory or choose a file to upload.")
+        return data
+
+
+class TagsBulkForm(forms.Form):
+    server = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=False)
+    add = forms.CharField(required=False, max_length=400, label="Add tag")
+    remove = forms.CharField(required=False, max_length=400, label="Remove tag")
+    query = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; the service keeps only the team's own servers.
+        values = self.data.getlist("server") if hasattr(self.data, "getlist") else []
+        self.fields["server"].choices = [(v, v) for v in values]  # type: ignore[attr-defined]

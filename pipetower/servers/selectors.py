@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from pipetower.servers.models import Server, Tag, TeamServerSettings, TeamSshKey
@@ -22,19 +22,79 @@ def _is_member(*, user: Any, team: Team) -> bool:
     return Membership.objects.filter(team=team, user=user).exists()
 
 
-def servers_for_team(*, team: Team, tag: str = "", query: str = "") -> QuerySet[Server]:
-    """The team's servers for listing (no secrets loaded), optionally filtered."""
+# Sort orders of the server list: value → (label, ordering).
+SERVER_SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "name": ("Name", ("name", "id")),
+    "-name": ("Name, Z to A", ("-name", "-id")),
+    "host": ("Address", ("host", "port", "name", "id")),
+    "-last_check": (
+        "Last checked, newest first",
+        (F("last_check_at").desc(nulls_last=True), "name", "id"),
+    ),
+    "last_check": (
+        "Last checked, oldest first",
+        (F("last_check_at").asc(nulls_first=True), "name", "id"),
+    ),
+    "-created": ("Added, newest first", ("-created_at", "-id")),
+}
+# Pin filters of the server list: value → label.
+PIN_FILTERS = {
+    "pinned": "Pinned",
+    "unpinned": "Not pinned",
+    "changed": "Host key changed",
+}
+CHECK_FILTERS = {
+    "ok": "Last check OK",
+    "failed": "Last check failed",
+    "never": "Never checked",
+}
+
+
+def servers_for_team(
+    *,
+    team: Team,
+    tag: str = "",
+    query: str = "",
+    pin: str = "",
+    check: str = "",
+    sort: str = "name",
+) -> QuerySet[Server]:
+    """The team's servers for listing (no secrets loaded), filtered and sorted in the
+    database. Unknown filter or sort values are ignored (the list shows everything)."""
     servers = (
         Server.objects.filter(team=team)
         .defer(*_SECRETS)
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
-        .order_by("name", "id")
     )
     if tag:
-        servers = servers.filter(tags__name=tag.strip().lower())
+        servers = servers.filter(
+            pk__in=Server.objects.filter(team=team, tags__name=tag.strip().lower()).values("pk")
+        )
     if query:
         servers = servers.filter(Q(name__icontains=query) | Q(host__icontains=query))
-    return servers.distinct()
+    if pin == "pinned":
+        servers = servers.exclude(host_keys="")
+    elif pin == "unpinned":
+        servers = servers.filter(host_keys="")
+    elif pin == "changed":
+        servers = servers.exclude(host_keys="").filter(last_check_error="host_key_changed")
+    if check == "ok":
+        servers = servers.filter(last_check_ok=True)
+    elif check == "failed":
+        servers = servers.filter(last_check_ok=False)
+    elif check == "never":
+        servers = servers.filter(last_check_at__isnull=True)
+    ordering = SERVER_SORTS.get(sort, SERVER_SORTS["name"])[1]
+    return servers.order_by(*ordering)
+
+
+def servers_awaiting_pin(*, team: Team, limit: int = 1000) -> list[Server]:
+    """The team's unpinned servers, for the bulk pin page (no secrets loaded)."""
+    return list(
+        Server.objects.filter(team=team, host_keys="")
+        .defer(*_SECRETS)
+        .order_by("name", "id")[:limit]
+    )
 
 
 def server_get_for_user(*, user: Any, team: Team, server_id: int | str) -> Server:

@@ -871,6 +871,11 @@ def _fetch_for_confirmation(server: Server, *, connect_timeout: float) -> CheckO
         )
     except SshError as exc:
         return CheckOutcome(ok=False, message=exc.message, error_kind=exc.kind)
+    return _offer_outcome(server, lines)
+
+
+def _offer_outcome(server: Server, lines: list[str]) -> CheckOutcome:
+    """Keep the keys a host presented for an admin to confirm, and say so."""
     lines = keylib.host_key_lines("\n".join(lines))
     _remember_offer(server, "\n".join(lines))
     pinned = lines[0]
@@ -896,3 +901,359 @@ def _remember_offer(server: Server, line: str) -> None:
     )
     server.offered_host_key = line
     server.offered_host_key_at = timezone.now()
+
+
+# --- fleets: import, bulk tags, bulk host-key fetch and pin -----------------------------------
+
+
+def _inventory_checked(*, team: Team, inventory: Any, default_user: str) -> Any:
+    from pipetower.servers.inventory import inventory_check
+
+    existing = Server.objects.filter(team=team).values_list("name", "username", "host", "port")
+    names = []
+    addresses: dict[tuple[str, str, int], str] = {}
+    for name, username, host, port in existing:
+        names.append(name)
+        addresses[(username, host, port)] = name
+    return inventory_check(
+        inventory,
+        existing_names=names,
+        existing_addresses=addresses,
+        default_user=default_user.strip(),
+    )
+
+
+def servers_import_preview(
+    *, team: Team, actor: Any, text: str, format: str = "auto", default_user: str = ""
+) -> Any:
+    """What `servers_import` would do with this inventory: every row, and its errors."""
+    from pipetower.servers.inventory import inventory_parse
+
+    _require_role(team=team, actor=actor, role=Role.ADMIN, doing="import servers")
+    inventory = inventory_parse(text, format=format)
+    return _inventory_checked(team=team, inventory=inventory, default_user=default_user)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    inventory: Any  # pipetower.servers.inventory.Inventory, every row with its errors
+    created: list[Server]
+
+
+def servers_import(
+    *,
+    team: Team,
+    actor: Any,
+    text: str,
+    format: str = "auto",
+    default_user: str = "",
+    request: HttpRequest | None = None,
+) -> ImportResult:
+    """Add every valid server of an inventory in one go; lines with errors are left out.
+
+    The servers log in with the team's key and start unpinned: fetch and confirm
+    their host keys next (`servers_host_keys_fetch_request`, `servers_host_keys_pin`).
+    """
+    from pipetower.servers.inventory import inventory_parse
+
+    _require_role(team=team, actor=actor, role=Role.ADMIN, doing="import servers")
+    inventory = inventory_parse(text, format=format)
+    team_ssh_key_ensure(team=team, actor=actor)
+    with transaction.atomic():
+        # One import at a time per team: names and addresses are checked against what is there.
+        list(Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True))
+        _inventory_checked(team=team, inventory=inventory, default_user=default_user)
+        rows = inventory.valid_rows
+        if not rows:
+            raise ServiceError(
+                "Nothing to import: every line has an error. Fix them and preview again.",
+                field="text",
+            )
+        servers = [
+            Server(
+                team=team,
+                name=row.name,
+                host=row.host,
+                port=int(row.port),
+                username=row.user,
+                created_by=actor,
+            )
+            for row in rows
+        ]
+        Server.objects.bulk_create(servers)
+        if not all(server.pk for server in servers):  # a database without RETURNING
+            by_name = dict(
+                Server.objects.filter(team=team, name__in=[s.name for s in servers]).values_list(
+                    "name", "pk"
+                )
+            )
+            for server in servers:
+                server.pk = by_name[server.name]
+        tag_names = sorted({tag for row in rows for tag in row.tags})
+        tags = _tags_ensure(team=team, names=tag_names)
+        Through = Server.tags.through
+        Through.objects.bulk_create(
+            [
+                Through(server_id=server.pk, tag_id=tags[name].pk)
+                for server, row in zip(servers, rows, strict=True)
+                for name in row.tags
+            ]
+        )
+        for server, row in zip(servers, rows, strict=True):
+            audit_record(
+                actor=actor,
+                team=team,
+                verb="server.created",
+                target=server,
+                request=request,
+                data={
+                    "address": server.address,
+                    "auth_method": server.auth_method,
+                    "tags": row.tags,
+                    "imported_from": inventory.format,
+                    "line": row.line,
+                },
+            )
+    return ImportResult(inventory=inventory, created=servers)
+
+
+def _tags_ensure(*, team: Team, names: list[str]) -> dict[str, Tag]:
+    tags = {tag.name: tag for tag in Tag.objects.filter(team=team, name__in=names)}
+    missing = [Tag(team=team, name=name) for name in names if name not in tags]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        tags = {tag.name: tag for tag in Tag.objects.filter(team=team, name__in=names)}
+    return tags
+
+
+MAX_BULK_SERVERS = 1000
+
+
+def _team_servers_locked(*, team: Team, server_ids: Iterable[int | str]) -> list[Server]:
+    try:
+        ids = sorted({int(pk) for pk in server_ids})
+    except (TypeError, ValueError):
+        raise ServiceError("Choose servers from the list.", field="server_ids") from None
+    if not ids:
+        raise ServiceError("Choose at least one server.", field="server_ids")
+    if len(ids) > MAX_BULK_SERVERS:
+        raise ServiceError(
+            f"Choose at most {MAX_BULK_SERVERS} servers at once.", field="server_ids"
+        )
+    # Other teams' ids are ignored, never an error that would reveal them.
+    return list(
+        Server.objects.select_for_update(of=("self",))
+        .select_related("team")
+        .filter(team=team, pk__in=ids)
+        .defer("private_key", "password")
+        .order_by("name", "id")
+    )
+
+
+@dataclass(frozen=True)
+class TagsChange:
+    changed: list[Server]
+    unchanged: list[Server]
+
+
+def servers_tags_bulk(
+    *,
+    team: Team,
+    actor: Any,
+    server_ids: Iterable[int | str],
+    add: str | Iterable[str] = (),
+    remove: str | Iterable[str] = (),
+    request: HttpRequest | None = None,
+) -> TagsChange:
+    """Add and/or remove tags on many servers at once; one audit row per server changed."""
+    _require_role(team=team, actor=actor, role=Role.ADMIN, doing="change servers")
+    to_add = parse_tags(add)
+    to_remove = [tag for tag in parse_tags(remove) if tag not in to_add]
+    if not to_add and not to_remove:
+        raise ServiceError("Name a tag to add or to remove.", field="add")
+    with transaction.atomic():
+        servers = _team_servers_locked(team=team, server_ids=server_ids)
+        if not servers:
+            raise ServiceError("None of these servers is in this team.", field="server_ids")
+        current: dict[int, set[str]] = {server.pk: set() for server in servers}
+        Through = Server.tags.through
+        for server_id, name in Through.objects.filter(server__in=servers).values_list(
+            "server_id", "tag__name"
+        ):
+            current[server_id].add(name)
+        tags = _tags_ensure(team=team, names=to_add)
+        changed, unchanged = [], []
+        for server in servers:
+            before = current[server.pk]
+            after = (before | set(to_add)) - set(to_remove)
+            if len(after) > MAX_TAGS:
+                raise ServiceError(
+                    f"{server.name} would have {len(after)} tags; a server can have at most "
+                    f"{MAX_TAGS}.",
+                    field="add",
+                )
+            if after == before:
+                unchanged.append(server)
+                continue
+            changed.append(server)
+            audit_record(
+                actor=actor,
+                team=team,
+                verb="server.updated",
+                target=server,
+                request=request,
+                data={"changes": {"tags": [sorted(before), sorted(after)]}, "bulk": True},
+            )
+        ids = [server.pk for server in changed]
+        if to_remove:
+            Through.objects.filter(
+                server_id__in=ids, tag__team=team, tag__name__in=to_remove
+            ).delete()
+        if to_add:
+            Through.objects.bulk_create(
+                [
+                    Through(server_id=server.pk, tag_id=tags[name].pk)
+                    for server in changed
+                    for name in to_add
+                    if name not in current[server.pk]
+                ]
+            )
+        Server.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+    return TagsChange(changed=changed, unchanged=unchanged)
+
+
+# Host keys fetched together by one task: all at once, so a batch of unreachable
+# hosts costs one connect timeout, not one each.
+FETCH_BATCH = 25
+
+
+def servers_host_keys_fetch_request(
+    *,
+    team: Team,
+    actor: Any,
+    server_ids: Iterable[int | str],
+    request: HttpRequest | None = None,
+) -> list[Server]:
+    """Ask for the host keys of many unpinned servers (after an import). They are
+    fetched by tasks (`servers_host_keys_fetch_task`), FETCH_BATCH servers each,
+    never in the web request; results land in each server's last-check fields
+    and presented keys, as a single "Test connection" would leave them.
+
+    Pinned servers and servers with a test already pending are left out.
+    """
+    from pipetower.servers.tasks import servers_host_keys_fetch_task
+
+    _require_role(team=team, actor=actor, role=Role.ADMIN, doing="fetch host keys")
+    now = timezone.now()
+    with transaction.atomic():
+        servers = [
+            server
+            for server in _team_servers_locked(team=team, server_ids=server_ids)
+            if not server.is_pinned and not check_is_pending(server)
+        ]
+        ids = [server.pk for server in servers]
+        Server.objects.filter(pk__in=ids).update(
+            check_requested_at=now, check_requested_by=actor, updated_at=now
+        )
+        for start in range(0, len(ids), FETCH_BATCH):
+            batch = ids[start : start + FETCH_BATCH]
+            outbox_enqueue(
+                servers_host_keys_fetch_task,
+                batch,
+                actor.pk,
+                subject=f"servers.fetch_host_keys:{team.pk}",
+            )
+    for server in servers:
+        server.check_requested_at = now
+    return servers
+
+
+def servers_host_keys_fetch_run(
+    *, server_ids: list[int], actor_id: int, connect_timeout: float = 10.0
+) -> None:
+    """The task's work: fetch the presented keys of these servers concurrently (no login)."""
+    from django.contrib.auth import get_user_model
+
+    actor = get_user_model().objects.filter(pk=actor_id).first()
+    # A server pinned meanwhile keeps its pin and its last check.
+    servers = list(Server.objects.select_related("team").filter(pk__in=server_ids, host_keys=""))
+    if actor is None or not servers:
+        return
+    team = servers[0].team
+    try:
+        _require_role(team=team, actor=actor, role=Role.ADMIN, doing="fetch host keys")
+    except NotAllowed as exc:  # the role was taken away meanwhile
+        Server.objects.filter(pk__in=server_ids).update(
+            last_check_at=timezone.now(), last_check_ok=False, last_check_message=exc.message
+        )
+        return
+
+    async def fetch_all() -> list[list[str] | SshError]:
+        async def one(server: Server) -> list[str] | SshError:
+            try:
+                return await fetch_host_keys(
+                    server.host, server.port, connect_timeout=connect_timeout
+                )
+            except SshError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(server) for server in servers)))
+
+    results = run_async(fetch_all())
+    for server, result in zip(servers, results, strict=True):
+        if isinstance(result, SshError):
+            outcome = CheckOutcome(ok=False, message=result.message, error_kind=result.kind)
+        else:
+            outcome = _offer_outcome(server, result)
+        Server.objects.filter(pk=server.pk).update(
+            last_check_at=timezone.now(),
+            last_check_ok=outcome.ok,
+            last_check_error=outcome.error_kind,
+            last_check_message=outcome.message,
+        )
+
+
+@dataclass(frozen=True)
+class PinResult:
+    pinned: list[Server]
+    refused: list[tuple[Server, str]]
+
+
+def servers_host_keys_pin(
+    *,
+    team: Team,
+    actor: Any,
+    fingerprints: dict[int, str],
+    request: HttpRequest | None = None,
+) -> PinResult:
+    """Pin the presented keys of many servers, each after the person saw its fingerprint.
+
+    `fingerprints` maps server ids to the fingerprint shown next to the tick box;
+    each is pinned by `server_host_key_pin` (same checks, same audit row), and a
+    server whose key changed meanwhile is refused, not pinned unseen.
+    """
+    _require_role(team=team, actor=actor, role=Role.ADMIN, doing="pin host keys")
+    try:
+        fingerprints = {int(pk): str(value).strip() for pk, value in fingerprints.items()}
+    except (TypeError, ValueError):
+        raise ServiceError("Choose servers from the list.", field="pin") from None
+    if not fingerprints:
+        raise ServiceError("Tick the servers whose fingerprints you compared.", field="pin")
+    pinned: list[Server] = []
+    refused: list[tuple[Server, str]] = []
+    with transaction.atomic():
+        servers = _team_servers_locked(team=team, server_ids=fingerprints)
+        for server in servers:
+            try:
+                with transaction.atomic():
+                    server_host_key_pin(
+                        server=server,
+                        actor=actor,
+                        fingerprint=fingerprints[server.pk],
+                        request=request,
+                    )
+            except ServiceError as exc:
+                refused.append((server, exc.message))
+            else:
+                pinned.append(server)
+    return PinResult(pinned=pinned, refused=refused)

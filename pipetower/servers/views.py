@@ -6,20 +6,24 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from pipetower.core.errors import ServiceError
 from pipetower.core.forms import add_service_error
-from pipetower.servers import selectors, services
+from pipetower.servers import inventory, selectors, services
 from pipetower.servers.forms import (
+    ImportForm,
     KnownHostsForm,
     PinConfirmForm,
     RepinForm,
     ServerForm,
     ServerSettingsForm,
+    TagsBulkForm,
 )
 from pipetower.servers.models import Server
 from pipetower.teams.models import Role
@@ -60,19 +64,185 @@ def server_list(request: HttpRequest) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     tag = request.GET.get("tag", "").strip()
     query = request.GET.get("q", "").strip()
-    servers = selectors.servers_for_team(team=team, tag=tag, query=query)
+    pin = request.GET.get("pin", "").strip()
+    pin = pin if pin in selectors.PIN_FILTERS else ""
+    check = request.GET.get("check", "").strip()
+    check = check if check in selectors.CHECK_FILTERS else ""
+    sort = request.GET.get("sort", "name").strip()
+    sort = sort if sort in selectors.SERVER_SORTS else "name"
+    servers = selectors.servers_for_team(
+        team=team, tag=tag, query=query, pin=pin, check=check, sort=sort
+    )
     page = Paginator(servers, PAGE_SIZE).get_page(request.GET.get("page"))
     context = _context(
         request,
         page=page,
         tag=tag,
         query=query,
+        pin=pin,
+        check=check,
+        sort=sort,
+        pin_filters=selectors.PIN_FILTERS,
+        check_filters=selectors.CHECK_FILTERS,
+        sorts={value: label for value, (label, _order) in selectors.SERVER_SORTS.items()},
         tags=selectors.tags_for_team(team=team),
-        filtered=bool(tag or query),
+        filtered=bool(tag or query or pin or check),
+        here=request.GET.urlencode(),
+        tags_form=TagsBulkForm(),
     )
     if not page.object_list and not context["filtered"]:
         context["team_key"] = selectors.team_ssh_key_current(team=team)
     return render(request, "servers/server_list.html", context)
+
+
+@require_POST
+@team_view(roles=ADMIN_ONLY)
+def server_tags_bulk(request: HttpRequest) -> HttpResponse:
+    """Add or remove a tag on the servers ticked in the list, then back to the same list."""
+    team = request.team  # type: ignore[attr-defined]
+    form = TagsBulkForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    try:
+        change = services.servers_tags_bulk(
+            team=team,
+            actor=request.user,
+            server_ids=data.get("server") or [],
+            add=data.get("add", ""),
+            remove=data.get("remove", ""),
+            request=request,
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        done = f"Changed the tags of {len(change.changed)} server{pluralize(len(change.changed))}"
+        if change.unchanged:
+            done += f"; {len(change.unchanged)} already had them"
+        messages.success(request, done + ".")
+    query = QueryDict(data.get("query", "")).urlencode()
+    url = reverse("servers:list", kwargs={"team_slug": team.slug})
+    return redirect(f"{url}?{query}" if query else url)
+
+
+@team_view(roles=ADMIN_ONLY)
+def server_import(request: HttpRequest) -> HttpResponse:
+    """Paste or upload an inventory, see every line and its errors, then import the valid ones."""
+    team = request.team  # type: ignore[attr-defined]
+    form = ImportForm(request.POST or None, request.FILES or None)
+    preview = None
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        fields = {
+            "team": team,
+            "actor": request.user,
+            "text": data["text"],
+            "format": data["format"],
+            "default_user": data["default_user"],
+        }
+        try:
+            if request.POST.get("confirm"):
+                result = services.servers_import(**fields, request=request)
+            else:
+                preview = services.servers_import_preview(**fields)
+        except ServiceError as exc:
+            add_service_error(form, exc)
+            status = 400
+        else:
+            if preview is None:
+                count = len(result.created)
+                skipped = len(result.inventory.invalid_rows)
+                messages.success(
+                    request,
+                    f"Imported {count} server{pluralize(count)}"
+                    + (
+                        f"; {skipped} line{pluralize(skipped)} with errors left out"
+                        if skipped
+                        else ""
+                    )
+                    + ". Fetch their host keys next, compare the fingerprints and pin them.",
+                )
+                return redirect("servers:host_keys", team_slug=team.slug)
+    elif form.is_bound:
+        status = 400
+    return render(
+        request,
+        "servers/server_import.html",
+        _context(request, form=form, preview=preview, formats=inventory.FORMATS),
+        status=status,
+    )
+
+
+@require_safe
+@team_view(roles=ADMIN_ONLY)
+def server_host_keys(request: HttpRequest) -> HttpResponse:
+    """Every unpinned server with the host keys it presented: fetch them, tick, pin."""
+    team = request.team  # type: ignore[attr-defined]
+    servers = selectors.servers_awaiting_pin(team=team)
+    return render(
+        request,
+        "servers/server_host_keys.html",
+        _context(
+            request,
+            servers=servers,
+            pending=any(server.check_pending for server in servers),
+            offered=sum(1 for server in servers if server.offered_host_key_line),
+        ),
+    )
+
+
+@team_view(roles=ADMIN_ONLY)
+def server_host_keys_fetch(request: HttpRequest) -> HttpResponse:
+    """POST asks for the host keys of the servers listed (tasks fetch them); GET is what
+    the page polls while some are pending: 204 until all are in, then a refresh."""
+    team = request.team  # type: ignore[attr-defined]
+    if request.method == "GET":
+        if any(server.check_pending for server in selectors.servers_awaiting_pin(team=team)):
+            return HttpResponse(status=204)
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
+    try:
+        asked = services.servers_host_keys_fetch_request(
+            team=team,
+            actor=request.user,
+            server_ids=request.POST.getlist("server"),
+            request=request,
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Fetching the host keys of {len(asked)} server{pluralize(len(asked))}; "
+            "this page shows them as they come in.",
+        )
+    return redirect("servers:host_keys", team_slug=team.slug)
+
+
+@require_POST
+@team_view(roles=ADMIN_ONLY)
+def server_host_keys_pin(request: HttpRequest) -> HttpResponse:
+    """Pin the keys whose fingerprints were ticked (each tick carries the fingerprint shown)."""
+    team = request.team  # type: ignore[attr-defined]
+    fingerprints: dict[int, str] = {}
+    for value in request.POST.getlist("pin"):
+        server_id, _sep, fingerprint = value.partition(":")
+        if server_id.isdigit() and fingerprint:
+            fingerprints[int(server_id)] = fingerprint
+    try:
+        result = services.servers_host_keys_pin(
+            team=team, actor=request.user, fingerprints=fingerprints, request=request
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        if result.pinned:
+            count = len(result.pinned)
+            messages.success(request, f"Pinned the host keys of {count} server{pluralize(count)}.")
+        for server, reason in result.refused:
+            messages.error(request, f"{server.name}: {reason}")
+    return redirect("servers:host_keys", team_slug=team.slug)
 
 
 @team_view(roles=ADMIN_ONLY)

@@ -67,6 +67,11 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "servers:pin": ("none", "admin"),
     "servers:repin": ("admin", "admin"),
     "servers:paste_host_key": ("admin", "admin"),
+    "servers:import": ("admin", "admin"),
+    "servers:tags_bulk": ("none", "admin"),
+    "servers:host_keys": ("admin", "none"),
+    "servers:host_keys_fetch": ("admin", "admin"),
+    "servers:host_keys_pin": ("none", "admin"),
     "actions:list": ("viewer", "admin"),
     "actions:create": ("admin", "admin"),
     "actions:detail": ("viewer", "admin"),
@@ -125,6 +130,16 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "POST /api/v1/teams/{slug}/servers": (
         "admin",
         {"name": "n", "host": "127.0.0.1", "username": "u"},
+    ),
+    "POST /api/v1/teams/{slug}/servers/import": (
+        "admin",
+        {"text": "name,address,user\nimported,127.0.0.1,u\n", "dry_run": True},
+    ),
+    "POST /api/v1/teams/{slug}/servers/host-keys/fetch": ("admin", {"server_ids": []}),
+    "POST /api/v1/teams/{slug}/servers/host-keys/pin": ("admin", {"fingerprints": {}}),
+    "POST /api/v1/teams/{slug}/servers/tags": (
+        "admin",
+        {"server_ids": [], "add": ["x"]},
     ),
     "GET /api/v1/teams/{slug}/servers/{server_id}": ("viewer", None),
     "GET /api/v1/teams/{slug}/servers/{server_id}/check": ("viewer", None),

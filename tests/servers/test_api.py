@@ -232,3 +232,137 @@ def test_another_teams_servers_are_not_found(api):
     assert api.get(f"{SERVERS}/{foreign.pk}").status_code == 404
     assert api.delete(f"{SERVERS}/{foreign.pk}").status_code == 404
     assert Server.objects.filter(pk=foreign.pk).exists()
+
+
+# --- fleets: import and bulk tags ----------------------------------------------------------------
+
+INVENTORY = """\
+[web]
+web[1:2].example.com
+web-3 ansible_host=192.0.2.33 ansible_port=2222
+
+[web:vars]
+ansible_user=deploy
+
+[db]
+db-1 ansible_host=192.0.2.40
+db-2 ansible_host=192.0.2.40
+"""
+
+
+def test_an_import_dry_run_checks_every_line_and_adds_nothing(api, team):
+    response = api.post(f"{SERVERS}/import", {"text": INVENTORY, "dry_run": True})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["format"] == "ansible_ini" and body["dry_run"] is True
+    rows = {row["name"]: row for row in body["rows"]}
+    assert rows["web-3"] == {
+        "line": 3,
+        "name": "web-3",
+        "host": "192.0.2.33",
+        "port": "2222",
+        "user": "deploy",
+        "tags": ["web"],
+        "ok": True,
+        "errors": [],
+    }
+    assert rows["db-1"]["errors"] == [
+        "No SSH user: set one in the inventory (ansible_user, User or the user column) or "
+        "give a default user."
+    ]
+    assert body["created"] == []
+    assert not Server.objects.filter(team=team).exists()
+
+
+def test_an_import_adds_the_valid_servers_and_names_the_duplicates(api, team):
+    response = api.post(
+        f"{SERVERS}/import", {"text": INVENTORY, "format": "ansible_ini", "default_user": "root"}
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [s["name"] for s in body["created"]] == [
+        "web1.example.com",
+        "web2.example.com",
+        "web-3",
+        "db-1",
+    ]
+    assert body["created"][2]["address"] == "deploy@192.0.2.33:2222"
+    db2 = next(row for row in body["rows"] if row["name"] == "db-2")
+    assert db2["errors"] == ["Duplicate: root@192.0.2.40:22 is already 'db-1' on line 9."]
+    assert Server.objects.filter(team=team).count() == 4
+    # importing the same file again: every line is now a duplicate of a server
+    again = api.post(f"{SERVERS}/import", {"text": INVENTORY, "default_user": "root"})
+    assert again.status_code == 400
+    assert "every line has an error" in again.json()["error"]["message"]
+
+
+def test_an_import_refuses_an_unreadable_file_and_an_operator(api, team, operator):
+    bad = api.post(f"{SERVERS}/import", {"text": "web-1,192.0.2.1\n", "format": "csv"})
+    refused = api_for(operator).post(f"{SERVERS}/import", {"text": INVENTORY})
+
+    assert bad.status_code == 400
+    assert "name,address,port,user,tags" in bad.json()["error"]["message"]
+    assert refused.status_code == 403
+    assert not Server.objects.filter(team=team).exists()
+
+
+def test_tags_are_added_and_removed_in_bulk(api, team, make_server):
+    web1 = make_server(name="web-1", tags=["web", "old"])
+    web2 = make_server(name="web-2", host="web-2.example.com", tags=["web"])
+
+    response = api.post(
+        f"{SERVERS}/tags", {"server_ids": [web1.pk, web2.pk], "add": ["eu"], "remove": ["old"]}
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"changed": [web1.pk, web2.pk], "unchanged": []}
+    assert sorted(web1.tags.values_list("name", flat=True)) == ["eu", "web"]
+    assert sorted(web2.tags.values_list("name", flat=True)) == ["eu", "web"]
+    listed = api.get(f"{SERVERS}?tag=eu&sort=-name").json()
+    assert [s["name"] for s in listed["items"]] == ["web-2", "web-1"]
+
+
+def test_the_list_filters_by_pin_state(api, make_server, pinned_server):
+    make_server(name="unpinned")
+
+    pinned = api.get(f"{SERVERS}?pin=pinned").json()["items"]
+    unpinned = api.get(f"{SERVERS}?pin=unpinned").json()["items"]
+    bad = api.get(f"{SERVERS}?pin=maybe")
+
+    assert [s["name"] for s in pinned] == ["live"]
+    assert [s["name"] for s in unpinned] == ["unpinned"]
+    assert bad.status_code == 422
+
+
+def test_host_keys_are_fetched_and_pinned_in_bulk(api, team, sshd, free_port, make_server, checked):
+    live = make_server(name="live", host=sshd.host, port=sshd.port, username=sshd.user)
+    gone = make_server(name="gone", host="127.0.0.1", port=free_port, username="u")
+
+    asked = checked(
+        lambda: api.post(f"{SERVERS}/host-keys/fetch", {"server_ids": [live.pk, gone.pk]})
+    )
+
+    assert asked.status_code == 202, asked.content
+    assert sorted(asked.json()["requested"]) == sorted([live.pk, gone.pk])
+    live_body = api.get(f"{SERVERS}/{live.pk}").json()
+    assert live_body["host_key"]["offered_fingerprint"] == sshd.fingerprint
+    assert api.get(f"{SERVERS}/{gone.pk}").json()["last_check"]["error"] == "refused"
+
+    pinned = api.post(
+        f"{SERVERS}/host-keys/pin",
+        {"fingerprints": {str(live.pk): sshd.fingerprint, str(gone.pk): "SHA256:never-shown"}},
+    )
+
+    assert pinned.status_code == 200, pinned.content
+    body = pinned.json()
+    assert body["pinned"] == [live.pk]
+    assert body["refused"] == [
+        {
+            "id": gone.pk,
+            "message": "There is no presented host key to confirm: test the connection first.",
+        }
+    ]
+    live.refresh_from_db()
+    assert live.host_key_fingerprints == [sshd.fingerprint]

@@ -31,9 +31,13 @@ def test_an_owner_adds_a_server_tests_it_and_pins_its_host_key(
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(page, user.email)
 
-    # The empty list explains what to do and offers the team key to copy.
+    # The empty list explains what to do; reading it creates nothing, a button
+    # creates the team key, which is then offered to copy.
     page.goto(f"/teams/{team.slug}/")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Servers").click()
+    expect(page.get_by_role("heading", name="No servers yet")).to_be_visible()
+    assert not TeamSshKey.objects.filter(team=team).exists()
+    page.get_by_role("button", name="Create the team key").click()
     expect(page.get_by_role("heading", name="No servers yet")).to_be_visible()
     key = TeamSshKey.objects.get(team=team)
     page.get_by_role("button", name="Copy").click()
