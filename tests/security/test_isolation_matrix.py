@@ -89,6 +89,15 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "webhooks:edit": ("operator", "operator"),
     "webhooks:secret": ("none", "operator"),
     "webhooks:delete": ("operator", "operator"),
+    # Notification rules: every member reads them and their delivery log; owners and
+    # admins manage them (a webhook URL is shown whole only to them).
+    "notifications:list": ("viewer", "admin"),
+    "notifications:create": ("admin", "admin"),
+    "notifications:detail": ("viewer", "admin"),
+    "notifications:edit": ("admin", "admin"),
+    "notifications:delete": ("admin", "admin"),
+    "notifications:test": ("none", "admin"),
+    "notifications:secret": ("none", "admin"),
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
