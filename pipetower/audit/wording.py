@@ -64,6 +64,7 @@ _TARGET_URLS = {
     "servers.server": ("servers:detail", "server_id"),
     "actions.action": ("actions:detail", "action_id"),
     "actions.run": ("runs:detail", "run_id"),
+    "notifications.notificationrule": ("notifications:detail", "rule_id"),
     "teams.team": ("teams:detail", None),
     "teams.membership": ("teams:members", None),
     "teams.invitation": ("teams:members", None),

@@ -118,3 +118,25 @@ def end_run(action: Action, *statuses: str) -> Run:
     action_services.run_status_refresh(run_id=run.pk)
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture
+def api(client: Any, team: Team, user: Any) -> Any:
+    """`user` (the owner of `team`) calling the API with a read-write token."""
+    return api_for(client, user)
+
+
+@pytest.fixture
+def api_as(db: None) -> Any:
+    """`api_as(someone)`: the API as that person, with their own client and token."""
+    from django.test import Client
+
+    return lambda person: api_for(Client(), person)
+
+
+def api_for(client: Any, person: Any) -> Any:
+    from pipetower.api.models import ApiToken
+    from pipetower.api.services import api_token_create
+    from tests.api.helpers import Api
+
+    return Api(client, api_token_create(user=person, name="t", scope=ApiToken.Scope.WRITE)[1])

@@ -180,6 +180,17 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "PATCH /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", {"enabled": False}),
     "POST /api/v1/teams/{slug}/webhooks/{webhook_id}/secret": ("operator", None),
     "DELETE /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", None),
+    "GET /api/v1/teams/{slug}/notifications": ("viewer", None),
+    "POST /api/v1/teams/{slug}/notifications": (
+        "admin",
+        {"name": "other", "channel": "email", "recipients": "owner"},
+    ),
+    "GET /api/v1/teams/{slug}/notifications/{rule_id}": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/notifications/{rule_id}": ("admin", {"enabled": False}),
+    "DELETE /api/v1/teams/{slug}/notifications/{rule_id}": ("admin", None),
+    "POST /api/v1/teams/{slug}/notifications/{rule_id}/test": ("admin", None),
+    "POST /api/v1/teams/{slug}/notifications/{rule_id}/secret": ("admin", None),
+    "GET /api/v1/teams/{slug}/notifications/{rule_id}/deliveries": ("viewer", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
 }
 
