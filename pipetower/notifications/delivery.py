@@ -323,7 +323,7 @@ def _email(rule: NotificationRule, run: Run | None, event: str) -> _Result:
     for address in addresses:  # each on their own: nobody sees the others' addresses
         try:
             sent += send_mail(subject, body, None, [address])
-        except (OSError, Exception) as exc:  # SMTP errors are OSErrors or smtplib's own
+        except Exception as exc:  # smtplib's errors, OSError, a backend's own
             logger.warning("Notification email for rule %s failed: %s", rule.pk, exc)
     if sent == 0:
         return _Result(Outcome.RETRYING, "The mail server did not take the message.")
