@@ -167,3 +167,8 @@ def test_deleting_a_rule_through_its_page(owner_client, team, user):
     assert b"Delete the notification rule" in owner_client.get(url).content
     assert owner_client.post(url).status_code == 302
     assert not NotificationRule.objects.exists()
+
+
+def test_the_team_settings_page_links_to_the_rules(owner_client, team):
+    page = owner_client.get(reverse("teams:settings", args=[team.slug])).content.decode()
+    assert f'href="{list_url(team)}"' in page
