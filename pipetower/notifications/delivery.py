@@ -22,6 +22,7 @@ the rule's delivery log.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -29,6 +30,7 @@ import json
 import logging
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -257,6 +259,17 @@ class _Result:
     status_code: int | None = None
 
 
+def _failure(exc: BaseException) -> _Result:
+    """What a connection or protocol error means, for the person reading the log."""
+    if isinstance(exc, ssl.SSLError):
+        return _Result(Outcome.RETRYING, f"The secure connection failed: {exc.reason or exc}.")
+    if isinstance(exc, http.client.HTTPException):
+        return _Result(Outcome.RETRYING, f"The answer was not HTTP ({exc.__class__.__name__}).")
+    if isinstance(exc, OSError):
+        return _Result(Outcome.RETRYING, f"Could not connect: {exc.strerror or exc}.")
+    raise exc
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> _Result:
     timeout = float(settings.NOTIFY_TIMEOUT)
     try:
@@ -268,21 +281,34 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> _Result:
         return _Result(Outcome.RETRYING, f"Could not look up {guard.parse(url).host}: {exc}.")
     kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = kind(target.host, target.port, address=address, timeout=timeout)
+    timed_out = _Result(Outcome.RETRYING, f"No answer within {timeout:g} s (timed out).")
+    # The socket timeout bounds each wait; this bounds the whole exchange, so a
+    # receiver that answers a byte at a time cannot hold the worker either.
+    cut = threading.Event()
+
+    def cut_off() -> None:
+        cut.set()
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(timeout, cut_off)
+    timer.daemon = True
+    timer.start()
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
         response.read(ANSWER_READ_MAX)
         status, reason = response.status, response.reason
     except TimeoutError:
-        return _Result(Outcome.RETRYING, f"No answer within {timeout:g} s (timed out).")
-    except ssl.SSLError as exc:
-        return _Result(Outcome.RETRYING, f"The secure connection failed: {exc.reason or exc}.")
-    except http.client.HTTPException as exc:
-        return _Result(Outcome.RETRYING, f"The answer was not HTTP ({exc.__class__.__name__}).")
-    except OSError as exc:
-        return _Result(Outcome.RETRYING, f"Could not connect: {exc.strerror or exc}.")
+        return timed_out
+    except (http.client.HTTPException, OSError) as exc:
+        return timed_out if cut.is_set() else _failure(exc)
     finally:
+        timer.cancel()
         connection.close()
+    if cut.is_set():
+        return timed_out
     said = f"Answered {status} {reason}".rstrip() + "."
     if 200 <= status < 300:
         return _Result(Outcome.DELIVERED, said, status)

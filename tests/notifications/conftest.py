@@ -16,6 +16,7 @@ from pipetower.actions.models import Action, Run, RunTarget
 from pipetower.teams.models import Team
 
 HANG = "hang"
+DRIP = "drip"
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers POSTs with the next of `answers` (a status, or HANG: never answer),
+    """Answers POSTs with the next of `answers` (a status, HANG: never answer, or
+    DRIP: a byte at a time, never done in time),
     then 200 once they are used up; keeps every request it received."""
 
     answers: list[Any]
@@ -52,6 +54,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             answer = receiver.answers.pop(0) if receiver.answers else 200
             if answer == HANG:
                 receiver.release.wait(10)  # longer than any timeout under test
+                return
+            if answer == DRIP:  # one byte of an answer every 0.1 s, for up to 10 s
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 100:
+                    if receiver.release.wait(0.1):
+                        return
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return
                 return
             self.send_response(answer)
             self.send_header("Content-Length", "0")

@@ -14,7 +14,7 @@ import pytest
 from pipetower.notifications import delivery, services
 from pipetower.notifications.models import NotificationDelivery, NotificationRule
 from tests.factories import member
-from tests.notifications.conftest import HANG, end_run
+from tests.notifications.conftest import DRIP, HANG, end_run
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +139,32 @@ def test_a_hanging_receiver_times_out_is_retried_and_logged_as_failed(
     assert [r.outcome for r in rows] == ["retrying", "retrying", "failed"]
     assert rows[-1].status_code is None
     assert rows[-1].message == "No answer within 0.5 s (timed out). Gave up after 3 attempts."
+
+
+def test_a_receiver_answering_a_byte_at_a_time_is_cut_off_at_the_timeout(
+    notify_settings, receiver, team, user
+):
+    notify_settings.NOTIFY_RETRIES = 0
+    hook = receiver([DRIP])
+    rule, _ = webhook_rule(team, user, hook.url)
+    started = time.monotonic()
+    delivery.notification_send(rule_id=rule.pk, run_id=None, event="test", attempt=1)
+    assert time.monotonic() - started < 3  # not the receiver's 10 s
+    [row] = log(rule)
+    assert (row.outcome, row.message) == (
+        "failed",
+        "No answer within 0.5 s (timed out). Gave up after 1 attempt.",
+    )
+
+
+def test_a_closed_port_is_logged_with_the_reason(notify_settings, team, user):
+    from tests.smtp import free_port
+
+    notify_settings.NOTIFY_RETRIES = 0
+    rule, _ = webhook_rule(team, user, f"http://127.0.0.1:{free_port()}/")
+    delivery.notification_send(rule_id=rule.pk, run_id=None, event="test", attempt=1)
+    [row] = log(rule)
+    assert row.message == "Could not connect: Connection refused. Gave up after 1 attempt."
 
 
 def test_a_4xx_answer_fails_at_once(notify_settings, receiver, team, user, action):
