@@ -862,8 +862,12 @@ def _recount_locked(run_id: int) -> str:
     status = run_status_from_targets(counts)
     fields: dict[str, Any] = {"status": status, "revision": F("revision") + 1}
     Run.objects.filter(pk=run_id).update(**fields)
-    if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-        Run.objects.filter(pk=run_id, finished_at__isnull=True).update(finished_at=timezone.now())
+    if status not in (RunStatus.QUEUED, RunStatus.RUNNING) and Run.objects.filter(
+        pk=run_id, finished_at__isnull=True
+    ).update(finished_at=timezone.now()):
+        from pipetower.notifications.services import run_finished_notify
+
+        run_finished_notify(run_id)  # the run has just ended (docs/notifications.md)
     return status
 
 

@@ -42,6 +42,11 @@ PHRASES: dict[str, str] = {
     "run.started": "started",
     "run.cancelled": "cancelled",
     "run.targets_lost": "lost contact with servers in",
+    "notification.created": "created the notification rule",
+    "notification.updated": "changed the notification rule",
+    "notification.deleted": "deleted the notification rule",
+    "notification.secret_regenerated": "made a new signing secret for the notification rule",
+    "notification.test_sent": "sent a test notification through",
 }
 
 # Verbs whose words already name what changed.
@@ -59,6 +64,7 @@ _TARGET_URLS = {
     "servers.server": ("servers:detail", "server_id"),
     "actions.action": ("actions:detail", "action_id"),
     "actions.run": ("runs:detail", "run_id"),
+    "notifications.notificationrule": ("notifications:detail", "rule_id"),
     "teams.team": ("teams:detail", None),
     "teams.membership": ("teams:members", None),
     "teams.invitation": ("teams:members", None),

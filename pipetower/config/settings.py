@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "pipetower.api",
     "pipetower.servers",
     "pipetower.actions",
+    "pipetower.notifications",
     "pipetower.privacy",
     "pipetower.support",
     "pipetower.analytics",
@@ -437,6 +438,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.actions.tasks.webhook_deliveries_purge_task",
         "schedule": timedelta(hours=1),
     },
+    # Notification delivery log rows past PIPETOWER_NOTIFY_LOG_DAYS (docs/notifications.md).
+    "purge-notification-deliveries": {
+        "task": "pipetower.notifications.tasks.notification_deliveries_purge_task",
+        "schedule": timedelta(hours=1),
+    },
     "reap-lost-run-targets": {
         "task": "pipetower.actions.tasks.run_targets_reap_task",
         "schedule": 15.0,
@@ -610,6 +616,26 @@ ACTIONS_WEBHOOK_RATE_LIMIT = _rate_setting(
     "PIPETOWER_WEBHOOK_RATE_LIMIT", env_str("PIPETOWER_WEBHOOK_RATE_LIMIT", "60/m")
 )
 ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
+# Notifications (docs/notifications.md): how long a webhook receiver may take to
+# answer, how many times a failed delivery is retried (waiting NOTIFY_BACKOFF_SECONDS,
+# then twice as long each time), whether webhook URLs may point at loopback, private
+# and link-local addresses, and how long the delivery log is kept.
+try:
+    NOTIFY_TIMEOUT = float(env_str("PIPETOWER_NOTIFY_TIMEOUT", "5"))
+    NOTIFY_BACKOFF_SECONDS = float(env_str("PIPETOWER_NOTIFY_BACKOFF_SECONDS", "10"))
+except ValueError:
+    raise ConfigurationError(
+        "PIPETOWER_NOTIFY_TIMEOUT and PIPETOWER_NOTIFY_BACKOFF_SECONDS are seconds, "
+        "such as 5 or 0.5."
+    ) from None
+NOTIFY_RETRIES = env_int("PIPETOWER_NOTIFY_RETRIES", 5)
+NOTIFY_ALLOW_PRIVATE = env_bool("PIPETOWER_NOTIFY_ALLOW_PRIVATE", False)
+NOTIFY_LOG_DAYS = env_int("PIPETOWER_NOTIFY_LOG_DAYS", 30)
+if NOTIFY_TIMEOUT <= 0 or NOTIFY_RETRIES < 0 or NOTIFY_BACKOFF_SECONDS < 0 or NOTIFY_LOG_DAYS < 1:
+    raise ConfigurationError(
+        "PIPETOWER_NOTIFY_TIMEOUT must be above 0, PIPETOWER_NOTIFY_RETRIES and "
+        "PIPETOWER_NOTIFY_BACKOFF_SECONDS 0 or more, PIPETOWER_NOTIFY_LOG_DAYS 1 or more."
+    )
 # Web processes of `pipetower web` and `pipetower serve` (0: one per CPU core).
 WEB_PROCESSES = env_int("PIPETOWER_WEB_PROCESSES", 0)
 if WEB_PROCESSES < 0:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("teams/<slug:team_slug>/runs/", include(run_urls)),
     path("teams/<slug:team_slug>/schedules/", include(schedule_urls)),
     path("teams/<slug:team_slug>/webhooks/", include(webhook_urls)),
+    path("teams/<slug:team_slug>/notifications/", include("pipetower.notifications.urls")),
     path("teams/<slug:team_slug>/support-access/", include("pipetower.privacy.support_urls")),
     path("hooks/", include(hook_urls)),
     path("tokens/", include("pipetower.api.urls")),

@@ -96,16 +96,25 @@ def _plain(address: IPAddress) -> IPAddress:
     return address
 
 
-def address_refusal(address: str | IPAddress, *, host: str | None = None) -> str | None:
-    """Why Pipetower may not connect to `address` (which `host` resolved to), or None."""
+def address_refusal(
+    address: str | IPAddress,
+    *,
+    host: str | None = None,
+    rules: tuple[Rule, ...] | None = None,
+    setting: str = "PIPETOWER_FORBIDDEN_NETWORKS",
+) -> str | None:
+    """Why Pipetower may not connect to `address` (which `host` resolved to), or None.
+
+    `rules` replaces the installation's list (outgoing notifications have their
+    own, see pipetower/notifications/guard.py); `setting` is named in the reason."""
     ip = _plain(ipaddress.ip_address(address) if isinstance(address, str) else address)
-    for rule in _rules():
+    for rule in _rules() if rules is None else rules:
         if ip.version == rule.network.version and ip in rule.network:
             what = f"{rule.name} addresses" if rule.name in RANGES else f"the network {rule.name}"
             where = f"{host} ({ip})" if host and host != str(ip) else str(ip)
             return (
                 f"Pipetower does not connect to {where}: {what} are forbidden on this "
-                "installation (PIPETOWER_FORBIDDEN_NETWORKS)."
+                f"installation ({setting})."
             )
     return None
 
@@ -117,15 +126,20 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def host_refusal(host: str) -> str | None:
+def host_refusal(
+    host: str,
+    *,
+    rules: tuple[Rule, ...] | None = None,
+    setting: str = "PIPETOWER_FORBIDDEN_NETWORKS",
+) -> str | None:
     """Why a host may not be saved, without looking anything up: a literal address
     in a forbidden range, or a `localhost` name while loopback is forbidden."""
     literal = _literal(host)
     if literal is not None:
-        return address_refusal(literal)
+        return address_refusal(literal, rules=rules, setting=setting)
     name = host.rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost"):
-        return address_refusal("127.0.0.1", host=host)
+        return address_refusal("127.0.0.1", host=host, rules=rules, setting=setting)
     return None
 
 

@@ -742,6 +742,61 @@ DATA_MAP: list[ModelDecl] = [
             ),
         },
     ),
+    # ----------------------------------------------------------- notifications
+    ModelDecl(
+        model="notifications.NotificationRule",
+        subject=None,
+        team="team",
+        title="Notification rules",
+        fields={
+            "name": FieldDecl(
+                "user.content",
+                "Naming the notification rule",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+            "url": FieldDecl(
+                "user.content",
+                "Where the rule's webhook notifications are sent (shown whole only to the "
+                "team's owners and admins: such URLs are often credentials)",
+                CONTRACT,
+                WHILE_TEAM,
+                erasure="cascade",
+            ),
+            "secret": FieldDecl(
+                "user.authorization.credentials",
+                "Signing the rule's webhook notifications, so receivers can check them",
+                CONTRACT,
+                WHILE_TEAM,
+                export=False,
+                erasure="cascade",
+                secret=True,
+            ),
+            "created_by": _id(
+                "Who made the rule (an email rule may mail only them)",
+                WHILE_TEAM,
+                erasure="anonymise",
+            ),
+        },
+    ),
+    ModelDecl(
+        model="notifications.NotificationDelivery",
+        subject=None,
+        team="rule__team",
+        title="Notification deliveries",
+        fields={
+            "message": FieldDecl(
+                "system.operations",
+                "What happened to one notification (a receiver's answer, how many members "
+                "were mailed; never an address or a body)",
+                CONTRACT,
+                "30 days (PIPETOWER_NOTIFY_LOG_DAYS), then deleted; deleted with the rule",
+                export=False,
+                erasure="cascade",
+            ),
+        },
+    ),
     ModelDecl(
         model="actions.Schedule",
         subject=None,

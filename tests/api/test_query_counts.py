@@ -56,6 +56,29 @@ def grow_events(user, make_token, n):
         audit_record(actor=UserFactory(), team=team, verb=f"thing.{i}", target=team)
 
 
+def grow_notification_rules(user, make_token, n):
+    from pipetower.actions.services import action_create
+    from pipetower.notifications.services import notification_rule_create
+
+    team = Membership.objects.get(user=user, team__slug="engines").team
+    start = team.notification_rules.count()
+    for i in range(start, start + n):
+        action = action_create(team=team, actor=user, name=f"a{i}", script="true")
+        notification_rule_create(
+            team=team, actor=user, name=f"r{i}", channel="email", action=action
+        )
+
+
+def grow_notification_deliveries(user, make_token, n):
+    from pipetower.notifications.models import NotificationDelivery, NotificationRule
+
+    team = Membership.objects.get(user=user, team__slug="engines").team
+    rule, _ = NotificationRule.objects.get_or_create(team=team, name="log", channel="email")
+    NotificationDelivery.objects.bulk_create(
+        NotificationDelivery(rule=rule, event="test", outcome="delivered") for _ in range(n)
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "grow"),
     [
@@ -64,6 +87,7 @@ def grow_events(user, make_token, n):
         ("/teams/engines/members", grow_members),
         ("/teams/engines/invitations", grow_invitations),
         ("/teams/engines/audit-events", grow_events),
+        ("/teams/engines/notifications", grow_notification_rules),
     ],
 )
 def test_api_lists_do_not_query_per_item(api, user, make_token, path, grow):
@@ -74,6 +98,19 @@ def test_api_lists_do_not_query_per_item(api, user, make_token, path, grow):
     large = queries(lambda: api.get(path))
 
     assert large == small, path
+
+
+def test_notification_delivery_log_does_not_query_per_attempt(api, user, make_token):
+    from pipetower.notifications.models import NotificationRule
+
+    grow_notification_deliveries(user, make_token, 2)
+    path = f"/teams/engines/notifications/{NotificationRule.objects.get(name='log').pk}/deliveries"
+    api.get(path)
+    small = queries(lambda: api.get(path))
+    grow_notification_deliveries(user, make_token, 10)
+    large = queries(lambda: api.get(path))
+
+    assert large == small
 
 
 def test_token_page_does_not_query_per_token(client, user, make_token):

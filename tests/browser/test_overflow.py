@@ -173,6 +173,21 @@ def _seed() -> tuple[Any, dict[str, str]]:
         webhook=webhook, delivery_id="d" * 100, status=422, message="m" * 300
     )
     WebhookDelivery.objects.create(webhook=webhook, delivery_id=UNICODE, status=202, run=run)
+    from pipetower.notifications.models import NotificationDelivery, NotificationRule
+
+    rule = NotificationRule.objects.create(
+        team=team,
+        action=action,
+        name=LONG[:100],
+        channel="webhook",
+        url="https://" + "h" * 60 + ".example.com/" + "p" * 300,
+        format="slack",
+        secret="n" * 43,
+    )
+    NotificationDelivery.objects.create(
+        rule=rule, run=run, event="failed", outcome="retrying", message="m" * 300,
+        next_retry_at=run.created_at,
+    )  # fmt: skip
     token, _ = api_token_create(user=owner, name=LONG, scope="read")
     grant = SupportGrant.objects.create(
         team=team,
@@ -225,6 +240,7 @@ def _seed() -> tuple[Any, dict[str, str]]:
         "target_id": str(target.pk),
         "schedule_id": str(schedule.pk),
         "webhook_id": str(webhook.pk),
+        "rule_id": str(rule.pk),
         "membership_id": str(membership.pk),
         "invitation_id": str(invitation.pk),
         "token_id": str(token.pk),

@@ -46,6 +46,7 @@ from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
 from pipetower.core.fields import EncryptedTextField
 from pipetower.core.models import OutboxMessage, WorkerHeartbeat
+from pipetower.notifications.models import NotificationDelivery, NotificationRule
 from pipetower.privacy.models import (
     ConsentEvent,
     DataSubjectRequest,
@@ -117,6 +118,9 @@ MUST_SHOW = {
     "actions.Webhook.mapping",
     "actions.WebhookDelivery.delivery_id",
     "actions.WebhookDelivery.message",
+    "notifications.NotificationRule.name",
+    "notifications.NotificationRule.url",
+    "notifications.NotificationDelivery.message",
     "actions.RunTarget.server_name",
     "servers.Tag.name",
     "servers.Server.name",
@@ -326,6 +330,19 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
     WebhookDelivery.objects.create(
         webhook=webhook, delivery_id="d-1", status=422, message="Parameter version is required."
     )
+    rule = NotificationRule.objects.create(
+        team=team,
+        action=action,
+        name="Failures",
+        channel="webhook",
+        url="https://hooks.example.com/ops",
+        format="json",
+        secret="n" * 43,
+        created_by=owner,
+    )
+    NotificationDelivery.objects.create(
+        rule=rule, run=run, event="failed", outcome="failed", message="Answered 500."
+    )
     Run.objects.filter(pk=run.pk).update(
         trigger="schedule", schedule=schedule, schedule_name="Nightly"
     )
@@ -456,6 +473,7 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         "target_id": target.pk,
         "schedule_id": schedule.pk,
         "webhook_id": webhook.pk,
+        "rule_id": rule.pk,
         "membership_id": other_membership.pk,
         "member_id": other_membership.pk,
         "invitation_id": invitation.pk,

@@ -39,6 +39,7 @@ from pipetower.actions.models import (
 )
 from pipetower.api.models import ApiToken
 from pipetower.audit.models import AuditEvent
+from pipetower.notifications.models import NotificationRule
 from pipetower.privacy import export
 from pipetower.privacy.datamap import DATA_MAP, ModelDecl
 from pipetower.privacy.models import (
@@ -114,6 +115,16 @@ def seed(person: User) -> None:
     )
     Webhook.objects.create(
         team=theirs, action=action, name="On push", token="w" * 43, created_by=person
+    )
+    NotificationRule.objects.create(
+        team=theirs,
+        action=action,
+        name="Failures",
+        channel="webhook",
+        url="https://hooks.example.com/ops",
+        format="json",
+        secret="n" * 43,
+        created_by=person,
     )
     run = Run.objects.create(
         team=theirs,

@@ -201,6 +201,7 @@ def team_paths(planted: dict[type, models.Model]) -> list[str]:
     by_name["target"] = by_name["runtarget"]
     by_name["member"] = by_name["membership"]
     by_name["grant"] = by_name["supportgrant"]
+    by_name["rule"] = by_name["notificationrule"]
     # An action's version is named by its number, not its id.
     by_name["n"] = SimpleNamespace(pk=by_name["actionversion"].number)  # type: ignore[assignment,attr-defined]
     team = planted[Team]

@@ -12,6 +12,7 @@ from django.test import Client
 
 from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
 from pipetower.api.models import ApiToken
+from pipetower.notifications.models import NotificationRule
 from pipetower.servers.models import Server, TeamSshKey
 from pipetower.teams.models import Invitation, Membership, Team
 from tests.security.seed import Seed
@@ -43,6 +44,7 @@ def snapshot(seed: Seed) -> str:
         list(OutputChunk.objects.filter(run_target__run__team=team).values_list("pk", flat=True)),
         list(Schedule.objects.filter(team=team).order_by("pk").values()),
         list(Webhook.objects.filter(team=team).order_by("pk").values()),
+        list(NotificationRule.objects.filter(team=team).order_by("pk").values()),
         list(
             Invitation.objects.filter(team=team)
             .order_by("pk")

@@ -18,6 +18,8 @@ from pipetower.actions import webhooks as action_webhooks
 from pipetower.actions.models import Action, OutputChunk, Run, RunTarget, Schedule, Webhook
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
+from pipetower.notifications import services as notification_services
+from pipetower.notifications.models import NotificationRule
 from pipetower.privacy.models import ExportJob, SupportGrant
 from pipetower.privacy.support_access import support_grant_create, support_grant_revoke
 from pipetower.servers.models import Server
@@ -39,6 +41,7 @@ MARKERS = (
     "zanzibar-token",
     "zanzibar-schedule",
     "zanzibar-webhook",
+    "zanzibar-notification",
 )
 SERVER_PASSWORD = "Zq-server-password-5b1c9e"
 SECRET_DEFAULT = "Zq-secret-default-77aa01"
@@ -58,6 +61,7 @@ class Seed:
     grant: SupportGrant
     schedule: Schedule
     webhook: Webhook
+    notification: NotificationRule
     tokens: dict[str, str] = field(default_factory=dict)
     export: ExportJob | None = None  # team A's owner's data export
 
@@ -80,6 +84,7 @@ class Seed:
             "schedule_id": self.schedule.pk,
             "webhook_id": self.webhook.pk,
             "export_id": self.export.pk if self.export else 0,
+            "rule_id": self.notification.pk,
             "n": 1,  # the action's first version
         }
 
@@ -154,6 +159,14 @@ def seed() -> Seed:
     webhook, _ = action_webhooks.webhook_create(
         action=action, actor=owner, name="zanzibar-webhook", server_ids=[server.pk]
     )
+    notification, _ = notification_services.notification_rule_create(
+        team=team,
+        actor=owner,
+        name="zanzibar-notification",
+        channel="webhook",
+        url="https://hooks.example.com/zanzibar-notification",
+        action=action,
+    )
     result = Seed(
         team,
         other_team,
@@ -167,6 +180,7 @@ def seed() -> Seed:
         grant,
         schedule,
         webhook,
+        notification,
         export=ExportJob.objects.create(user=owner, status=ExportJob.Status.FAILED),
     )
     for name, user in users.items():

@@ -95,6 +95,15 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "webhooks:edit": ("operator", "operator"),
     "webhooks:secret": ("none", "operator"),
     "webhooks:delete": ("operator", "operator"),
+    # Notification rules: every member reads them and their delivery log; owners and
+    # admins manage them (a webhook URL is shown whole only to them).
+    "notifications:list": ("viewer", "admin"),
+    "notifications:create": ("admin", "admin"),
+    "notifications:detail": ("viewer", "admin"),
+    "notifications:edit": ("admin", "admin"),
+    "notifications:delete": ("admin", "admin"),
+    "notifications:test": ("none", "admin"),
+    "notifications:secret": ("none", "admin"),
     "runs:list": ("viewer", "admin"),
     "runs:detail": ("viewer", "admin"),
     "runs:live": ("viewer", "admin"),
@@ -188,6 +197,17 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "PATCH /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", {"enabled": False}),
     "POST /api/v1/teams/{slug}/webhooks/{webhook_id}/secret": ("operator", None),
     "DELETE /api/v1/teams/{slug}/webhooks/{webhook_id}": ("operator", None),
+    "GET /api/v1/teams/{slug}/notifications": ("viewer", None),
+    "POST /api/v1/teams/{slug}/notifications": (
+        "admin",
+        {"name": "other", "channel": "email", "recipients": "owner"},
+    ),
+    "GET /api/v1/teams/{slug}/notifications/{rule_id}": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/notifications/{rule_id}": ("admin", {"enabled": False}),
+    "DELETE /api/v1/teams/{slug}/notifications/{rule_id}": ("admin", None),
+    "POST /api/v1/teams/{slug}/notifications/{rule_id}/test": ("admin", None),
+    "POST /api/v1/teams/{slug}/notifications/{rule_id}/secret": ("admin", None),
+    "GET /api/v1/teams/{slug}/notifications/{rule_id}/deliveries": ("viewer", None),
     "DELETE /api/v1/tokens/{token_id}": ("self", None),
     # Your own data export: nobody else's, whatever their role.
     "GET /api/v1/me/exports/{export_id}": ("self", None),

@@ -3,10 +3,11 @@
 The scenario stores every kind of secret Pipetower keeps: a generated team SSH
 key, an uploaded key and its passphrase, a server password, a secret action
 parameter (default and run value), a TOTP secret activated through the real
-pages, an API token and a webhook's secret (used by one accepted and one
-refused delivery). Then the committed database (the SQLite file with its
-WAL, or `pg_dump` on PostgreSQL), everything logged meanwhile and the broker's
-messages are searched for each planted secret.
+pages, an API token, a webhook's secret (used by one accepted and one
+refused delivery) and a notification rule's signing secret. Then the
+committed database (the SQLite file with its WAL, or `pg_dump` on PostgreSQL),
+everything logged meanwhile and the broker's messages are searched for each
+planted secret.
 
 Each place also gets a canary, a marker stored in the clear on purpose (a
 server's name, a log line, a task argument): the scan must find it, so a scan
@@ -32,6 +33,7 @@ from pipetower.actions.models import ParamKind
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.config.celery import app
+from pipetower.notifications.services import notification_rule_create
 from pipetower.privacy.residue import read_bytes
 from pipetower.servers.models import Server
 from pipetower.servers.services import Credentials, server_create, team_ssh_key_ensure
@@ -200,6 +202,16 @@ def _scenario(client: Client) -> dict[str, str]:
         )
         assert answer.status_code == (202 if key == hook_secret else 401)
 
+    _, notification_secret = notification_rule_create(
+        team=team,
+        actor=owner,
+        name="ops",
+        channel="webhook",
+        url="https://hooks.example.com/scan",
+        action=action,
+    )
+    secrets["notification webhook secret"] = notification_secret
+
     _, raw_token = api_token_create(user=owner, name="ci", scope=ApiToken.Scope.WRITE)
     secrets["api token"] = raw_token
     # Use the token once, so its use is logged and recorded too.
@@ -240,4 +252,4 @@ def test_no_plaintext_secret_in_database_logs_or_broker(
         if secret.encode() in data
     ]
     assert not leaks, leaks
-    assert len(secrets) == 9
+    assert len(secrets) == 10
