@@ -173,7 +173,7 @@ def test_a_new_team_adds_servers_creates_an_action_and_watches_its_first_run_liv
     servers = {"db-1": "db", "web-1": "web, eu", "web-2": "web"}
     for (name, tags), host in zip(servers.items(), hosts, strict=True):
         add_and_pin_server(page, name=name, tags=tags, sshd=host)
-    expect(page.get_by_text("Pinned", exact=True)).to_have_count(3)
+    expect(page.get_by_role("table").get_by_text("Pinned", exact=True)).to_have_count(3)
 
     # An action whose script greets a name given at launch.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Actions").click()
