@@ -16,10 +16,13 @@ history of 200 runs (bench/_seed.py), N real sshd servers on loopback
 - for `--seconds` at least (30), and until the run has finished;
 - `--followers` follow the streaming run's output as the run page does (the
   `changes` long-poll, each following its own slice of the servers) until the
-  run has finished.
+  run has finished. Each line carries the time it was printed on its server
+  (same clock: loopback), so a follower measures each line's delivery: from
+  `echo` on the server to the moment the `changes` answer holding it arrived.
 
 Reported: requests, errors (anything but 2xx, and socket errors), p50/p95/p99
-per kind of request and for /healthz (asked every 100 ms meanwhile), and lost
+per kind of request and for /healthz (asked every 100 ms meanwhile), the
+live delivery p50/p95/p99 of every line the followers received, and lost
 lines: every server's stored output must be exactly the lines printed, and what
 each follower received exactly the stored output of the servers it followed.
 Exit status 1 when there was an error or a lost line. Loopback only; everything
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -47,6 +51,7 @@ import _env
 from load import HealthProbe, percentile, wait_healthy
 
 LINE_EVERY = 0.2
+LINE = re.compile(r"line (\d+) (\d+\.\d+)")
 
 
 class Tally:
@@ -85,10 +90,17 @@ def user_loop(
 
 
 def follower_loop(
-    tally: Tally, session: requests.Session, changes_url: str, targets: list[int], got: dict
+    tally: Tally,
+    session: requests.Session,
+    changes_url: str,
+    targets: list[int],
+    got: dict,
+    delivery: list[float],
 ) -> None:
-    """Follow some servers' output as the run page does until the run is over."""
+    """Follow some servers' output as the run page does until the run is over,
+    noting how long after its `echo` each complete line arrived (ms)."""
     seqs = dict.fromkeys(targets, 0)
+    partial = dict.fromkeys(targets, "")
     revision = 0
     while True:
         after = ",".join(f"{t}:{s}" for t, s in seqs.items())
@@ -98,12 +110,18 @@ def follower_loop(
         if answer is None or answer.status_code != 200:
             time.sleep(1)
             continue
+        arrived = time.time()
         body = answer.json()
         revision = body["revision"]
         for chunk in body["chunks"]:
-            if chunk["target"] in seqs and chunk["seq"] > seqs[chunk["target"]]:
-                seqs[chunk["target"]] = chunk["seq"]
-                got[chunk["target"]].append(chunk["data"])
+            target = chunk["target"]
+            if target in seqs and chunk["seq"] > seqs[target]:
+                seqs[target] = chunk["seq"]
+                got[target].append(chunk["data"])
+                *lines, partial[target] = (partial[target] + chunk["data"]).split("\n")
+                for line in lines:
+                    if match := LINE.fullmatch(line):
+                        delivery.append((arrived - float(match[2])) * 1000)
         if body["run"]["finished"] and not body["more"] and not body["chunks"]:
             return
 
@@ -136,7 +154,10 @@ def main() -> None:
     team = Team.objects.get(slug=seeded.team)
     owner = User.objects.get(pk=seeded.user_id)
     write_token = api_token_create(user=owner, name="bench users", scope="write")[1]
-    script = f'for i in $(seq 1 {args.lines}); do echo "line $i"; sleep {LINE_EVERY}; done'
+    script = (
+        f'for i in $(seq 1 {args.lines}); do echo "line $i $(date +%s.%N)"; '
+        f"sleep {LINE_EVERY}; done"
+    )
     action = services.action_create(
         team=team, actor=owner, name="stream", script=script, concurrency=1000
     )
@@ -213,6 +234,7 @@ def main() -> None:
                 )
             )
         received: list[dict[int, list[str]]] = []
+        delivery: list[float] = []
         followers = []
         slices = [target_ids[i :: max(args.followers, 1)] for i in range(args.followers)]
         for part in slices:
@@ -223,7 +245,14 @@ def main() -> None:
             followers.append(
                 threading.Thread(
                     target=follower_loop,
-                    args=(tally, session, f"{team_api}/runs/{run_id}/changes", part, got),
+                    args=(
+                        tally,
+                        session,
+                        f"{team_api}/runs/{run_id}/changes",
+                        part,
+                        got,
+                        delivery,
+                    ),
                     daemon=True,
                 )
             )
@@ -244,7 +273,10 @@ def main() -> None:
         probe.stopping.set()
         probe.join()
 
-        expected = "".join(f"line {i}\n" for i in range(1, args.lines + 1))
+        def complete(text: str) -> bool:
+            numbers = [m[1] for m in map(LINE.fullmatch, text.split("\n")[:-1]) if m]
+            return numbers == [str(i) for i in range(1, args.lines + 1)] and text.endswith("\n")
+
         stored: dict[int, str] = {}
         for target in Run.objects.get(pk=run_id).targets.all():
             stored[target.pk] = "".join(
@@ -254,9 +286,9 @@ def main() -> None:
             )
         statuses = Run.objects.get(pk=run_id).targets.values_list("status", flat=True)
         lost_stored = sum(
-            args.lines - text.count("\n") for text in stored.values() if text != expected
+            max(1, args.lines - text.count("\n")) for text in stored.values() if not complete(text)
         )
-        bad_stored = [t for t, text in stored.items() if text != expected]
+        bad_stored = [t for t, text in stored.items() if not complete(text)]
         lost_live = 0
         for part, got in zip(slices, received, strict=True):
             for target in part:
@@ -291,6 +323,11 @@ def main() -> None:
             f"| {percentile(probe.latencies, 99):.0f} |"
         )
         errors += probe.failures
+        print(
+            f"| live delivery, echo to follower ({len(delivery)} lines) | {len(delivery)} | - "
+            f"| {percentile(delivery, 50):.0f} | {percentile(delivery, 95):.0f} "
+            f"| {percentile(delivery, 99):.0f} |"
+        )
         all_values = [v for values in tally.latencies.values() for v in values]
         print(
             f"\nall requests: {len(all_values)}, median {statistics.median(all_values):.0f} ms; "

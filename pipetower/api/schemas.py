@@ -94,6 +94,26 @@ class TeamUpdateIn(Input):
     name: str = Field(..., min_length=1, max_length=100)
 
 
+class RetentionKeptOut(Schema):
+    title: str = Field(..., description="A kind of team content, from the data map.")
+    period: str = Field(..., description="How long it is kept.")
+    setting: str = Field("", description="The team setting that decides the period, if one does.")
+    note: str = ""
+
+
+class TeamRetentionOut(Schema):
+    run_retention_days: int = Field(..., description="Days finished runs are kept.")
+    output_limit_mb: int = Field(..., description="Output kept per server and run, in MB.")
+    kept: list[RetentionKeptOut] = Field(
+        ..., description="Everything the team keeps and for how long, generated from the data map."
+    )
+
+
+class TeamRetentionIn(Input):
+    run_retention_days: int | None = Field(None, description="Days finished runs are kept.")
+    output_limit_mb: int | None = Field(None, description="Output kept per server and run, in MB.")
+
+
 class MemberOut(Schema):
     id: int = Field(..., description="The membership id, used in member URLs.")
     user: UserOut

@@ -71,6 +71,8 @@ def test_another_teams_slug_is_404_like_a_missing_one(api, other_team, path):
         api.get(f"{path}/invitations"),
         api.post(f"{path}/invitations", {"email": "x@example.com"}),
         api.get(f"{path}/audit-events"),
+        api.get(f"{path}/retention"),
+        api.patch(f"{path}/retention", {"run_retention_days": 7}),
     ):
         assert response.status_code == 404
         assert error_of(response) == {
@@ -304,3 +306,60 @@ def test_user_without_teams_sees_an_empty_list(client, db, make_token):
         "next": None,
         "previous": None,
     }
+
+
+# --- retention ---------------------------------------------------------------
+def test_retention_shows_the_settings_and_what_is_kept_as_the_settings_page_does(
+    viewer_api, team
+):
+    team.run_retention_days = 30
+    team.save(update_fields=["run_retention_days"])
+
+    body = viewer_api.get("/teams/engines/retention").json()
+
+    assert body["run_retention_days"] == 30
+    assert body["output_limit_mb"] >= 1
+    runs = [row for row in body["kept"] if row["setting"]]
+    assert runs and all(row["period"].startswith("30 days after the run ended") for row in runs)
+    assert any(not row["setting"] for row in body["kept"])  # also what no setting decides
+
+
+def test_an_admin_changes_retention_and_it_is_audited(api, team):
+    response = api.patch("/teams/engines/retention", {"run_retention_days": 14})
+
+    assert response.status_code == 200
+    assert response.json()["run_retention_days"] == 14
+    team.refresh_from_db()
+    assert team.run_retention_days == 14
+    event = AuditEvent.objects.get(team=team, verb="team.retention_changed")
+    assert event.data["to"]["run_retention_days"] == 14
+
+
+def test_retention_out_of_range_is_refused_with_the_allowed_range_and_nothing_changes(api, team):
+    before = team.run_retention_days
+
+    response = api.patch("/teams/engines/retention", {"run_retention_days": 99999})
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["message"] == "Keep runs for 1 to 3650 days."
+    assert error["details"] == [{"field": "run_retention_days", "message": error["message"]}]
+    team.refresh_from_db()
+    assert team.run_retention_days == before
+
+
+def test_retention_of_the_wrong_type_is_422(api):
+    response = api.patch("/teams/engines/retention", {"output_limit_mb": "lots"})
+
+    assert response.status_code == 422
+    assert error_of(response)["details"][0]["field"] == "output_limit_mb"
+
+
+def test_a_viewer_cannot_change_retention(viewer_api, team):
+    before = team.run_retention_days
+
+    response = viewer_api.patch("/teams/engines/retention", {"run_retention_days": 7})
+
+    assert response.status_code == 403
+    team.refresh_from_db()
+    assert team.run_retention_days == before

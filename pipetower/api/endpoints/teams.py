@@ -28,11 +28,14 @@ from pipetower.api.schemas import (
     MemberUpdateIn,
     TeamCreateIn,
     TeamOut,
+    TeamRetentionIn,
+    TeamRetentionOut,
     TeamUpdateIn,
 )
 from pipetower.audit.selectors import audit_events_for_team
 from pipetower.core import query
 from pipetower.core.errors import NotAllowed
+from pipetower.teams import retention
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role, Team
 from pipetower.teams.selectors import (
@@ -124,6 +127,56 @@ def team_update(request: HttpRequest, slug: str, payload: TeamUpdateIn) -> dict[
         team=membership.team, actor=caller.user, name=payload.name, request=request
     )
     return _team_out(team, membership.role)
+
+
+def _retention_out(team: Team) -> dict[str, Any]:
+    return {
+        "run_retention_days": team.run_retention_days,
+        "output_limit_mb": retention.team_output_limit_mb(team),
+        "kept": [vars(row) for row in retention.team_retention_rows(team=team)],
+    }
+
+
+@router.get(
+    "/teams/{slug}/retention",
+    response=with_errors({200: TeamRetentionOut}, 400, 401, 404, 429),
+    operation_id="teams_retention_get",
+)
+def team_retention_get(request: HttpRequest, slug: str) -> dict[str, Any]:
+    """How long the team keeps run history and how much output, and everything
+    else it keeps, as the team's settings page shows it."""
+    return _retention_out(_membership(request, slug).team)
+
+
+@router.patch(
+    "/teams/{slug}/retention",
+    response=with_errors({200: TeamRetentionOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="teams_retention_update",
+)
+def team_retention_update(
+    request: HttpRequest, slug: str, payload: TeamRetentionIn
+) -> dict[str, Any]:
+    """Change how long finished runs are kept and how much output per server
+    (owners and admins). A field left out keeps its value. Shorter periods take
+    effect at the next hourly purge."""
+    caller = principal(request)
+    team = _membership(request, slug, Role.ADMIN).team
+    team = team_services.team_retention_set(
+        team=team,
+        actor=caller.user,
+        run_retention_days=(
+            team.run_retention_days
+            if payload.run_retention_days is None
+            else payload.run_retention_days
+        ),
+        output_limit_mb=(
+            retention.team_output_limit_mb(team)
+            if payload.output_limit_mb is None
+            else payload.output_limit_mb
+        ),
+        request=request,
+    )
+    return _retention_out(team)
 
 
 # --- members -----------------------------------------------------------------
