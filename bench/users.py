@@ -155,7 +155,7 @@ def main() -> None:
     owner = User.objects.get(pk=seeded.user_id)
     write_token = api_token_create(user=owner, name="bench users", scope="write")[1]
     script = (
-        f'for i in $(seq 1 {args.lines}); do echo "line $i $(date +%s.%N)"; '
+        f'for i in $(seq 1 {args.lines}); do echo "line $i $EPOCHREALTIME"; '
         f"sleep {LINE_EVERY}; done"
     )
     action = services.action_create(
