@@ -124,6 +124,8 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "POST /api/v1/teams/{slug}/runs/{run_id}/again": ("operator", {}),
     "GET /api/v1/teams/{slug}": ("viewer", None),
     "PATCH /api/v1/teams/{slug}": ("admin", {"name": "Renamed"}),
+    "GET /api/v1/teams/{slug}/retention": ("viewer", None),
+    "PATCH /api/v1/teams/{slug}/retention": ("admin", {"run_retention_days": 12}),
     "GET /api/v1/teams/{slug}/members": ("viewer", None),
     "PATCH /api/v1/teams/{slug}/members/{member_id}": ("admin", {"role": "operator"}),
     "DELETE /api/v1/teams/{slug}/members/{member_id}": ("admin", None),
