@@ -309,9 +309,7 @@ def test_user_without_teams_sees_an_empty_list(client, db, make_token):
 
 
 # --- retention ---------------------------------------------------------------
-def test_retention_shows_the_settings_and_what_is_kept_as_the_settings_page_does(
-    viewer_api, team
-):
+def test_retention_shows_the_settings_and_what_is_kept_as_the_settings_page_does(viewer_api, team):
     team.run_retention_days = 30
     team.save(update_fields=["run_retention_days"])
 
