@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve check test fuzz lint fmt install install-test clean screenshots bench bench-users
+.PHONY: serve check test fuzz lint fmt install install-test clean screenshots bench bench-fanout bench-users
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Pipetower needs Python 3.12 or newer (see .python-version).")'
@@ -19,6 +20,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@ $(STAMP)
+
+# The benchmarks' extras (baselines, profiler) beside the test extras; never in `make test`.
+$(BENCH_STAMP): $(TEST_STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	@touch $@
 
 install: $(STAMP)
 install-test: $(TEST_STAMP)
@@ -48,9 +54,16 @@ FUZZ_EXAMPLES ?= 200
 fuzz: $(TEST_STAMP)
 	PIPETOWER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_api_fuzz.py -q -s -p no:logging $(PYTEST_ARGS)
 
-# Load benchmark by hand (needs wrk); bench/RESULTS.md has the figures.
-bench: $(TEST_STAMP)
+# Benchmarks by hand, never timed tests; bench/RESULTS.md has the figures. `make bench`: the
+# fan-out at N = 10, 50, 200 beside plain asyncssh, parallel-ssh and ansible (needs root, like
+# the SSH tests), then the load benchmark (needs wrk). BENCH_ARGS goes to the load benchmark.
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/fanout.py 10 50 200
 	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
+# The fan-out alone; BENCH_ARGS are its sizes (default 10 50 200), BENCH_REPEATS its repeats (3).
+bench-fanout: $(BENCH_STAMP)
+	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
 
 # Many people at once while a run streams on 200 real sshd servers (needs root, like the SSH tests).
 bench-users: $(TEST_STAMP)

@@ -186,3 +186,27 @@ def machine_cpu_seconds() -> float:
     values = [int(v) for v in fields]
     busy = sum(values) - values[3] - values[4]  # minus idle and iowait
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The largest peak RSS (VmHWM, since it started) of a process and its descendants, MB."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    peak, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            status = ""
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) / 1024)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return peak

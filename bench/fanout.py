@@ -1,30 +1,48 @@
 """Benchmark: `uname -a` on N loopback sshd servers through Pipetower's full path,
-beside a plain asyncssh script on the same servers in the same run.
+beside three baselines on the same servers in the same run: a plain asyncssh
+script, parallel-ssh and `ansible -m raw` (ansible-core).
 
-    .venv/bin/python bench/fanout.py 10 50 200      (BENCH_REPEATS=3 by default)
+    make bench-fanout                                 (N = 10 50 200; BENCH_ARGS="10 50")
+    .venv/bin/python bench/fanout.py 10 50 200        (BENCH_REPEATS=3 by default)
 
-For each N the two are run in turn BENCH_REPEATS times (interleaved) and the
-medians are reported, with the ratio and the CPU each spent per host (Pipetower:
-its worker and web processes; plain: the script's process).
+For each N the four are run in turn BENCH_REPEATS times (interleaved; the order
+rotates with each repeat) and the medians are reported, with the ratio to
+plain asyncssh, success per tool, the CPU each spent per host (Pipetower: its
+worker and web processes; a baseline: its process and everything it started and
+waited for, e.g. ansible's forks and their ssh clients) and the peak RSS
+(Pipetower: the largest worker process's high-water mark; a baseline: its
+largest process, from wait4). parallel-ssh and ansible come with `make bench`
+(the `bench` extra); when one is not installed the bench says so and goes on
+without it.
 
 For each N: start N real sshd processes (tests/sshd.py), add them as servers
 (team key authorized, host key pinned), then POST a run to the API served by
-granian, let a Celery worker (embedded filesystem transport) execute it, and
-poll the API until the run has finished. Prints the wall time from the POST to
-the last stored result, and per-host success (status succeeded and "Linux" in
-the stored output). Needs root (sshd) like the SSH tests.
+granian, let a Celery worker (2 prefork processes) execute it, and poll the API
+until the run has finished. Pipetower's time is from the POST to the run read
+back as finished; success is status succeeded and "Linux" in the stored output.
+- plain asyncssh (bench/plain_asyncssh.py) and parallel-ssh (bench/plain_pssh.py)
+  time themselves from their first connection to the last answer (interpreter
+  start-up and imports not included);
+- ansible is timed from outside: the whole `ansible all -i INV -m raw -a
+  'uname -a' -f N` command, start-up and inventory parsing included. Its temp
+  directory holds an INI inventory, a known_hosts file with the pinned keys
+  (ANSIBLE_HOST_KEY_CHECKING=True, StrictHostKeyChecking=yes) and the team's
+  private key (0600); no ControlMaster, so every repeat is cold like the others.
+  A host is ok when its line says rc=0 and "Linux".
+Needs root (sshd) like the SSH tests. Loopback only.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -32,11 +50,19 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _env
 
+HERE = Path(__file__).resolve().parent
+TOOLS = ("pipetower", "plain", "pssh", "ansible")
+NAMES = {
+    "pipetower": "Pipetower",
+    "plain": "plain asyncssh",
+    "pssh": "parallel-ssh",
+    "ansible": "ansible",
+}
+
 
 def main(sizes: list[int]) -> None:
     _env.prepare("fanout")
     from pipetower.actions import services
-    from pipetower.actions.models import OutputChunk, Run
     from pipetower.api.services import api_token_create
     from pipetower.servers.services import (
         server_create,
@@ -47,6 +73,13 @@ def main(sizes: list[int]) -> None:
     from tests.factories import TeamFactory, UserFactory
     from tests.sshd import ensure_test_user, start_fleet
 
+    available = _available_tools()
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    print(
+        f"fan-out: N = {sizes}, {repeats} repeats, tools: {', '.join(available)}; "
+        f"load average {_loadavg()}",
+        flush=True,
+    )
     ensure_test_user()
     user = UserFactory(email="bench@example.com")
     team = TeamFactory(slug="bench")
@@ -82,78 +115,48 @@ def main(sizes: list[int]) -> None:
                         tags=[tag],
                     )
                     server_host_key_paste(server=server, actor=user, text=sshd.host_key_line)
-                plain_spec = _plain_spec(team, fleet)
-                samples = []
-                for _ in range(int(os.environ.get("BENCH_REPEATS", "3"))):
-                    plain = _plain(plain_spec)
-                    worker_cpu = _env.tree_cpu_seconds(worker.pid)
-                    web_cpu = _env.tree_cpu_seconds(web.pid)
-                    machine_cpu = _env.machine_cpu_seconds()
-                    began = time.monotonic()
-                    answer = session.post(
-                        f"{api}/actions/{action.pk}/runs", json={"targets": [f"tag:{tag}"]}
-                    )
-                    answer.raise_for_status()
-                    run_id = answer.json()["id"]
-                    posted = time.monotonic() - began
-                    first_running = None
-                    while True:
-                        detail = session.get(f"{api}/runs/{run_id}").json()
-                        if first_running is None and any(
-                            t["status"] != "queued" for t in detail["targets"]
-                        ):
-                            first_running = time.monotonic() - began
-                        if detail["finished"]:
-                            break
-                        time.sleep(0.05)
-                    elapsed = time.monotonic() - began
-                    worker_cpu = _env.tree_cpu_seconds(worker.pid) - worker_cpu
-                    web_cpu = _env.tree_cpu_seconds(web.pid) - web_cpu
-                    machine_cpu = _env.machine_cpu_seconds() - machine_cpu
-                    run = Run.objects.get(pk=run_id)
-                    ok = 0
-                    durations = []
-                    for target in run.targets.all():
-                        text = "".join(
-                            OutputChunk.objects.filter(run_target=target).values_list(
-                                "data", flat=True
-                            )
-                        )
-                        if target.status == "succeeded" and text.startswith("Linux"):
-                            ok += 1
-                        if target.duration is not None:
-                            durations.append(target.duration.total_seconds())
-                    row = {
-                        "n": count,
-                        "seconds": elapsed,
-                        "post": posted,
-                        "first": first_running or 0.0,
-                        "ok": ok,
-                        "shards": run.shard_count,
-                        "median_target": statistics.median(durations) if durations else 0.0,
-                        "worker_cpu": worker_cpu,
-                        "web_cpu": web_cpu,
-                        "machine_cpu": machine_cpu,
-                    }
-                    row["plain"], row["plain_ok"], row["plain_cpu"] = plain
-                    samples.append(row)
-                    print(
-                        f"  N={count}: Pipetower {row['seconds']:.2f} s, "
-                        f"plain asyncssh {row['plain']:.2f} s",
-                        flush=True,
-                    )
-                row = {
-                    key: statistics.median(sample[key] for sample in samples) for key in samples[0]
+                spec = _plain_spec(team, fleet)
+                ansible_dir = _ansible_dir(spec) if "ansible" in available else None
+                runners = {
+                    "pipetower": partial(_pipetower, session, api, action.pk, tag, worker, web),
+                    "plain": partial(_script, "plain_asyncssh.py", spec),
+                    "pssh": partial(_script, "plain_pssh.py", spec),
+                    "ansible": partial(_ansible, ansible_dir, count),
                 }
-                row["ok"] = min(sample["ok"] for sample in samples)
-                row["plain_ok"] = min(sample["plain_ok"] for sample in samples)
+                samples: list[dict[str, dict[str, float]]] = []
+                try:
+                    for repeat in range(repeats):
+                        order = available[repeat % len(available) :]
+                        order += available[: repeat % len(available)]
+                        sample = {tool: runners[tool]() for tool in order}
+                        samples.append(sample)
+                        print(
+                            f"  N={count} repeat {repeat + 1} (load {_loadavg()}): "
+                            + ", ".join(
+                                f"{NAMES[t]} {sample[t]['seconds']:.2f} s "
+                                f"({sample[t]['ok']:.0f} ok)"
+                                for t in order
+                            ),
+                            flush=True,
+                        )
+                finally:
+                    Path(spec).unlink(missing_ok=True)
+                    if ansible_dir:
+                        shutil.rmtree(ansible_dir, ignore_errors=True)
+                row: dict[str, dict[str, float]] = {"n": {"n": count}}
+                for tool in available:
+                    keys = samples[0][tool]
+                    row[tool] = {k: statistics.median(s[tool][k] for s in samples) for k in keys}
+                    row[tool]["ok"] = min(s[tool]["ok"] for s in samples)
+                row["n"]["load"] = float(_loadavg().split()[0])
                 rows.append(row)
+                p = row["pipetower"]
                 print(
-                    f"N={count:4d}  total {elapsed:6.2f} s  (POST answered {posted:.2f} s, "
-                    f"first target started {row['first']:.2f} s, median target "
-                    f"{row['median_target']:.2f} s, shards {run.shard_count})  "
-                    f"success {ok}/{count}; CPU s: worker {worker_cpu:.1f}, web {web_cpu:.1f}, "
-                    f"whole machine {machine_cpu:.1f}",
+                    f"N={count:4d}  Pipetower {p['seconds']:6.2f} s  (POST answered "
+                    f"{p['post']:.2f} s, first target started {p['first']:.2f} s, median target "
+                    f"{p['median_target']:.2f} s, shards {p['shards']:.0f})  "
+                    f"success {p['ok']:.0f}/{count}; CPU s: worker {p['worker_cpu']:.1f}, "
+                    f"web {p['web_cpu']:.1f}, whole machine {p['machine_cpu']:.1f}",
                     flush=True,
                 )
             finally:
@@ -162,19 +165,112 @@ def main(sizes: list[int]) -> None:
     finally:
         _env.stop(worker)
         _env.stop(web)
+    _table(rows, available)
+
+
+def _available_tools() -> list[str]:
+    tools = ["pipetower", "plain"]
+    try:
+        import pssh.clients  # noqa: F401
+    except ImportError:
+        print("skip parallel-ssh: not installed (make bench installs the bench extra)")
+    else:
+        tools.append("pssh")
+    if _ansible_bin():
+        tools.append("ansible")
+    else:
+        print("skip ansible: ansible-core not installed (make bench installs the bench extra)")
+    return tools
+
+
+def _ansible_bin() -> str | None:
+    beside = Path(sys.executable).with_name("ansible")
+    return str(beside) if beside.exists() else shutil.which("ansible")
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _table(rows: list[dict[str, dict[str, float]]], tools: list[str]) -> None:
+    base = [t for t in tools if t != "plain"]
     print(
-        "\n| N | Pipetower (s) | plain asyncssh (s) | ratio | first target started (s) | "
-        "success | CPU ms/host: Pipetower (worker + web) / plain |"
+        "\n| N | "
+        + " | ".join(f"{NAMES[t]} (s)" for t in tools)
+        + " | "
+        + " | ".join(f"{NAMES[t]} ÷ plain" for t in base)
+        + " | success: "
+        + " / ".join(NAMES[t] for t in tools)
+        + " | CPU ms/host: "
+        + " / ".join(NAMES[t] for t in tools)
+        + " | peak RSS MB: Pipetower worker / "
+        + " / ".join(NAMES[t] for t in tools if t != "pipetower")
+        + " | load |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("|---" * (1 + len(tools) + len(base) + 4) + "|")
+    for row in rows:
+        n = row["n"]["n"]
+        plain = row["plain"]["seconds"]
         print(
-            f"| {r['n']} | {r['seconds']:.2f} | {r['plain']:.2f} | "
-            f"{r['seconds'] / r['plain']:.2f}x | {r['first']:.2f} | "
-            f"{r['ok']:.0f}/{r['n']} (plain {r['plain_ok']:.0f}) | "
-            f"{1000 * (r['worker_cpu'] + r['web_cpu']) / r['n']:.0f} / "
-            f"{1000 * r['plain_cpu'] / r['n']:.0f} |"
+            f"| {n:.0f} | "
+            + " | ".join(f"{row[t]['seconds']:.2f}" for t in tools)
+            + " | "
+            + " | ".join(f"{row[t]['seconds'] / plain:.2f}x" for t in base)
+            + " | "
+            + " / ".join(f"{row[t]['ok']:.0f}" for t in tools)
+            + f" of {n:.0f} | "
+            + " / ".join(f"{1000 * row[t]['cpu'] / n:.0f}" for t in tools)
+            + " | "
+            + " / ".join(f"{row[t]['rss']:.0f}" for t in tools)
+            + f" | {row['n']['load']:.2f} |"
         )
+
+
+def _pipetower(session, api, action_id, tag, worker, web) -> dict[str, float]:
+    from pipetower.actions.models import OutputChunk, Run
+
+    worker_cpu = _env.tree_cpu_seconds(worker.pid)
+    web_cpu = _env.tree_cpu_seconds(web.pid)
+    machine_cpu = _env.machine_cpu_seconds()
+    began = time.monotonic()
+    answer = session.post(f"{api}/actions/{action_id}/runs", json={"targets": [f"tag:{tag}"]})
+    answer.raise_for_status()
+    run_id = answer.json()["id"]
+    posted = time.monotonic() - began
+    first_running = None
+    while True:
+        detail = session.get(f"{api}/runs/{run_id}").json()
+        if first_running is None and any(t["status"] != "queued" for t in detail["targets"]):
+            first_running = time.monotonic() - began
+        if detail["finished"]:
+            break
+        time.sleep(0.05)
+    elapsed = time.monotonic() - began
+    worker_cpu = _env.tree_cpu_seconds(worker.pid) - worker_cpu
+    web_cpu = _env.tree_cpu_seconds(web.pid) - web_cpu
+    machine_cpu = _env.machine_cpu_seconds() - machine_cpu
+    run = Run.objects.get(pk=run_id)
+    ok = 0
+    durations = []
+    for target in run.targets.all():
+        text = "".join(OutputChunk.objects.filter(run_target=target).values_list("data", flat=True))
+        if target.status == "succeeded" and text.startswith("Linux"):
+            ok += 1
+        if target.duration is not None:
+            durations.append(target.duration.total_seconds())
+    return {
+        "seconds": elapsed,
+        "post": posted,
+        "first": first_running or 0.0,
+        "ok": ok,
+        "shards": run.shard_count,
+        "median_target": statistics.median(durations) if durations else 0.0,
+        "worker_cpu": worker_cpu,
+        "web_cpu": web_cpu,
+        "machine_cpu": machine_cpu,
+        "cpu": worker_cpu + web_cpu,
+        "rss": _env.tree_peak_rss_mb(worker.pid),
+    }
 
 
 def _plain_spec(team, fleet) -> str:
@@ -190,19 +286,128 @@ def _plain_spec(team, fleet) -> str:
     return path
 
 
-def _plain(spec_path: str) -> tuple[float, int, float]:
-    """Run the plain asyncssh script: (seconds, hosts ok, CPU seconds it used)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("plain_asyncssh.py")), spec_path],
-        capture_output=True,
-        text=True,
-        check=True,
+# Runs a command and writes its wall time and wait4 rusage as JSON to the file argv[1]. A
+# fork from this small interpreter, not from the bench (hundreds of MB with Django): on
+# Linux a process's peak RSS starts at its parent's when it is spawned with the parent's
+# memory (vfork, posix_spawn), so measured from here every baseline would "peak" at the
+# bench's own size. With this helper the floor is its own ~10 MB.
+_RUSAGE_HELPER = """
+import json, os, sys, time
+began = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_pid, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"wall": time.monotonic() - began, "status": os.waitstatus_to_exitcode(status),
+               "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024}, out)
+"""
+
+
+def _measured(argv: list[str], env: dict[str, str] | None = None) -> dict[str, float | str]:
+    """Run a command to its end: its stdout, wall seconds, CPU seconds (it and every
+    descendant it waited for) and peak RSS in MB (its largest such process), from wait4."""
+    handle, report = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _RUSAGE_HELPER, report, *argv],
+            capture_output=True,
+            env=env,
+        )
+        usage = json.loads(Path(report).read_text())
+    finally:
+        Path(report).unlink(missing_ok=True)
+    if usage["status"] != 0 and not done.stdout:
+        raise RuntimeError(f"{argv[0]} failed: {done.stderr.decode()[-2000:]}")
+    return {"stdout": done.stdout.decode(errors="replace"), **usage}
+
+
+def _script(name: str, spec_path: str) -> dict[str, float]:
+    """A baseline script (bench/plain_*.py): the time it measured itself, hosts ok, CPU, RSS."""
+    done = _measured([sys.executable, str(HERE / name), spec_path])
+    answer = json.loads(str(done["stdout"]))
+    return {
+        "seconds": float(answer["seconds"]),
+        "ok": int(answer["ok"]),
+        "cpu": float(done["cpu"]),
+        "rss": float(done["rss"]),
+    }
+
+
+def _ansible_dir(spec_path: str) -> str:
+    """A temp directory for ansible: inventory, known_hosts with the pinned keys, the key."""
+    spec = json.loads(Path(spec_path).read_text())
+    directory = Path(tempfile.mkdtemp(prefix="pipetower-bench-ansible-"))
+    key = directory / "id_team"
+    key.touch(mode=0o600)
+    key.write_text(spec["key"])
+    known = directory / "known_hosts"
+    known.write_text("".join(f"[{h}]:{p} {pin}\n" for h, p, pin in spec["hosts"]))
+    common = (
+        f"-o UserKnownHostsFile={known} -o GlobalKnownHostsFile=/dev/null "
+        "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    answer = json.loads(done.stdout)
-    return float(answer["seconds"]), int(answer["ok"]), cpu
+    lines = ["[all]"]
+    lines += [
+        f"h{i:03d} ansible_host={h} ansible_port={p} ansible_user={spec['user']}"
+        for i, (h, p, _pin) in enumerate(spec["hosts"])
+    ]
+    lines += [
+        "",
+        "[all:vars]",
+        f"ansible_ssh_private_key_file={key}",
+        f"ansible_ssh_common_args='{common}'",
+        "",
+    ]
+    (directory / "inventory.ini").write_text("\n".join(lines))
+    (directory / "home").mkdir()
+    (directory / "ansible.cfg").write_text("[defaults]\n")
+    return str(directory)
+
+
+def _ansible(directory: str | None, count: int) -> dict[str, float]:
+    assert directory is not None
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_CONFIG": f"{directory}/ansible.cfg",  # empty: no ansible.cfg from cwd or ~
+        "ANSIBLE_HOME": f"{directory}/home",
+        "ANSIBLE_LOCAL_TEMP": f"{directory}/home/tmp",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=no",  # cold: no connection kept between repeats
+        "ANSIBLE_STDOUT_CALLBACK": "oneline",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "True",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_TIMEOUT": "60",
+    }
+    done = _measured(
+        [
+            str(_ansible_bin()),
+            "all",
+            "-i",
+            f"{directory}/inventory.ini",
+            "-m",
+            "raw",
+            "-a",
+            "uname -a",
+            "-f",
+            str(count),
+        ],
+        env=env,
+    )
+    ok = {
+        line.split(" | ", 1)[0]
+        for line in str(done["stdout"]).splitlines()
+        if " | rc=0 | " in line and "(stdout) Linux" in line
+    }
+    return {
+        "seconds": float(done["wall"]),
+        "ok": len(ok),
+        "cpu": float(done["cpu"]),
+        "rss": float(done["rss"]),
+    }
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Benchmark: the cheap pages under load, with a real load tool, against `pipetower serve`.
 
-    make bench                                  # embedded default (SQLite, files)
+    make bench                                  # the fan-out (bench/fanout.py), then this
     DATABASE_URL=postgres://… BROKER_URL=redis://…/8 CACHE_URL=redis://…/9 make bench
-    .venv/bin/python bench/load.py --seconds 30 --connections 50
+    .venv/bin/python bench/load.py --seconds 30 --connections 50     # this alone
+
+`make bench` passes BENCH_ARGS to this script (e.g. BENCH_ARGS="--seconds 10").
 
 Seeds 200 runs (bench/_seed.py) into a fresh data directory (and, on
 PostgreSQL, a throwaway database), starts `pipetower serve` with its defaults
