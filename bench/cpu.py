@@ -88,6 +88,9 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.setdefault("PIPETOWER_API_RATE_LIMIT", "1000000/m")
+    # The requests name 127.0.0.1 as their host: with the default base URL
+    # (localhost) a local Pipetower would redirect every page there.
+    os.environ.setdefault("PIPETOWER_BASE_URL", "http://127.0.0.1:8000")
     _env.prepare("cpu")
     import _seed
     from django.core.wsgi import get_wsgi_application
@@ -104,6 +107,8 @@ def main() -> None:
         call = caller(app, url, extra)
         for _ in range(WARM):
             status = call()
+        if not 200 <= status < 300:
+            sys.exit(f"{name}: {url} answered {status}, not a page; nothing measured.")
         executed: list[str] = []
 
         def count(execute: Any, sql: str, *rest: Any, executed: list[str] = executed) -> Any:
