@@ -14,7 +14,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget
+from pipetower.actions.models import UNFINISHED_RUN_STATUSES, Action, OutputChunk, Run, RunTarget
 from pipetower.core import query
 from pipetower.teams.models import Team
 
@@ -225,7 +225,7 @@ def parse_cursor(text: str) -> dict[int, int]:
 
 
 def _run_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": state["status"], "finished": state["status"] not in ("queued", "running")}
+    return {"status": state["status"], "finished": state["status"] not in UNFINISHED_RUN_STATUSES}
 
 
 def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[str, Any] | None:
@@ -260,7 +260,7 @@ def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[
         "revision": state["revision"],
         "run": {
             "status": state["status"],
-            "finished": state["status"] not in ("queued", "running"),
+            "finished": state["status"] not in UNFINISHED_RUN_STATUSES,
         },
         "targets": [target_dict(t) for t in changed] if state["revision"] > revision else [],
         "chunks": chunks,
