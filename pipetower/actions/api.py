@@ -723,7 +723,7 @@ def approvals_list(
 def approval_approve(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
     """Approve a run waiting for approval: it is queued and starts. Admins and owners
     other than the one who asked; 403 `own_request` for them, 409 when decided or expired."""
-    team = _membership(request, slug).team
+    team = _membership(request, slug, Role.ADMIN).team
     run = selectors.run_get(team=team, run_id=run_id)
     run = approvals.approval_approve(run=run, actor=principal(request).user, request=request)
     return _run_out(run, targets=True)
@@ -738,7 +738,7 @@ def approval_deny(
     request: HttpRequest, slug: str, run_id: int, payload: ApprovalDenyIn
 ) -> dict[str, Any]:
     """Deny a run waiting for approval, with a reason: it ends cancelled, not started."""
-    team = _membership(request, slug).team
+    team = _membership(request, slug, Role.ADMIN).team
     run = selectors.run_get(team=team, run_id=run_id)
     run = approvals.approval_deny(
         run=run, actor=principal(request).user, reason=payload.reason, request=request

@@ -70,7 +70,7 @@ def approval_context(*, run: Any, user: Any) -> dict[str, Any]:
 
 
 @require_POST
-@team_view(roles={"POST": Role.VIEWER})
+@team_view(roles={"POST": Role.ADMIN})
 def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     run = selectors.run_get(team=team, run_id=run_id)
@@ -83,7 +83,7 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-@team_view(roles={"POST": Role.VIEWER})
+@team_view(roles={"POST": Role.ADMIN})
 def run_deny(request: HttpRequest, run_id: int) -> HttpResponse:
     team = request.team  # type: ignore[attr-defined]
     run = selectors.run_get(team=team, run_id=run_id)

@@ -100,8 +100,8 @@ def test_a_viewer_sees_no_buttons_and_cannot_approve(client, team, waiting, make
     viewer = make_member(Role.VIEWER)
     client.force_login(viewer)
     assert 'id="approve-run"' not in run_page(client, team, waiting).content.decode()
-    answer = client.post(reverse("runs:approve", args=[team.slug, waiting.pk]), follow=True)
-    assert "Only admins and owners can approve or deny runs" in answer.content.decode()
+    answer = client.post(reverse("runs:approve", args=[team.slug, waiting.pk]))
+    assert answer.status_code == 403
     assert ApprovalRequest.objects.get(run=waiting).is_waiting
 
 
