@@ -16,8 +16,8 @@ from ninja import Field, Query, Router, Schema, Status
 from pipetower.actions import approvals, live, schedules, selectors, services, versions, webhooks
 from pipetower.actions.models import (
     Action,
-    ApprovalRequest,
     ActionVersion,
+    ApprovalRequest,
     Run,
     RunStatus,
     Schedule,

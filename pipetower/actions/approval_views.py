@@ -32,7 +32,9 @@ def approvals_for_team(*, team: Team, state: str = "") -> QuerySet[ApprovalReque
     elif state == "decided":
         rows = rows.exclude(decision="")
     return rows.annotate(
-        waiting=Case(When(decision="", then=Value(0)), default=Value(1), output_field=IntegerField())
+        waiting=Case(
+            When(decision="", then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
     ).order_by("waiting", "expires_at", "-decided_at", "-id")
 
 

@@ -111,11 +111,7 @@ def approval_request(*, run: Run, requested_by: Any, request: HttpRequest | None
         team_id=run.team_id, role__in=(Role.OWNER, Role.ADMIN)
     ).select_related("user")
     addresses = sorted(
-        {
-            m.user.email
-            for m in deciders
-            if m.user.email and (user is None or m.user_id != user.pk)
-        }
+        {m.user.email for m in deciders if m.user.email and (user is None or m.user_id != user.pk)}
     )
     if addresses:
         link = settings.BASE_URL + reverse("runs:detail", args=[run.team.slug, run.pk])
@@ -178,9 +174,7 @@ def _not_started_locked(*, run: Run, error: str) -> None:
     _recount_locked(run.pk)
 
 
-def approval_deny(
-    *, run: Run, actor: Any, reason: str, request: HttpRequest | None = None
-) -> Run:
+def approval_deny(*, run: Run, actor: Any, reason: str, request: HttpRequest | None = None) -> Run:
     """Deny a waiting run: it ends cancelled, nothing ran."""
     reason = " ".join(str(reason or "").split())
     if not reason:

@@ -95,7 +95,9 @@ class TargetStatus(models.TextChoices):
 
 
 # A run in one of these has not ended: it waits for approval, for a worker, or runs.
-UNFINISHED_RUN_STATUSES = frozenset({RunStatus.PENDING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING})
+UNFINISHED_RUN_STATUSES = frozenset(
+    {RunStatus.PENDING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING}
+)
 
 ACTIVE_STATUSES = frozenset({TargetStatus.CONNECTING, TargetStatus.RUNNING})
 PENDING_STATUSES = frozenset({TargetStatus.QUEUED, *ACTIVE_STATUSES})

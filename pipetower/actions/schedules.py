@@ -31,7 +31,7 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from pipetower.actions import conf, cron, services
-from pipetower.actions.models import UNFINISHED_RUN_STATUSES, Action, Run, RunStatus, Schedule
+from pipetower.actions.models import UNFINISHED_RUN_STATUSES, Action, Run, Schedule
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
 from pipetower.teams.models import Role, Team

@@ -26,6 +26,7 @@ from pipetower.actions.approvals import approval_request
 from pipetower.actions.models import (
     ACTIVE_STATUSES,
     FAILED_STATUSES,
+    UNFINISHED_RUN_STATUSES,
     Action,
     ActionVersion,
     OutputChunk,
@@ -33,7 +34,6 @@ from pipetower.actions.models import (
     RunStatus,
     RunTarget,
     Schedule,
-    UNFINISHED_RUN_STATUSES,
     TargetStatus,
     Webhook,
     run_status_from_targets,
@@ -873,9 +873,10 @@ def _recount_locked(run_id: int) -> str:
         )
     )
     status = run_status_from_targets(counts)
-    if status == RunStatus.QUEUED and Run.objects.filter(
-        pk=run_id, status=RunStatus.PENDING_APPROVAL
-    ).exists():
+    if (
+        status == RunStatus.QUEUED
+        and Run.objects.filter(pk=run_id, status=RunStatus.PENDING_APPROVAL).exists()
+    ):
         status = RunStatus.PENDING_APPROVAL  # held until approved, whatever its targets say
     fields: dict[str, Any] = {"status": status, "revision": F("revision") + 1}
     Run.objects.filter(pk=run_id).update(**fields)

@@ -683,9 +683,7 @@ DATA_MAP: list[ModelDecl] = [
             "requested_by": _id(
                 "Who asked for the run that waited for approval", RUN_HISTORY, erasure="anonymise"
             ),
-            "decided_by": _id(
-                "Who approved or denied the run", RUN_HISTORY, erasure="anonymise"
-            ),
+            "decided_by": _id("Who approved or denied the run", RUN_HISTORY, erasure="anonymise"),
             "reason": FieldDecl(
                 "user.content",
                 "Why the run was denied, as the person who denied it wrote it",

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
-
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
 
 from pipetower.teams.selectors import teams_for_user
 
@@ -29,8 +28,6 @@ class CurrentTeamMiddleware:
             .values("n")
         )
         request.user_teams = teams_for_user(user=request.user).annotate(  # type: ignore[attr-defined]
-            approvals_waiting=Coalesce(
-                Subquery(waiting, output_field=IntegerField()), Value(0)
-            )
+            approvals_waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0))
         )
         return self.get_response(request)

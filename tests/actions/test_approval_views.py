@@ -52,18 +52,14 @@ def test_the_run_page_shows_who_asked_the_script_targets_and_parameters(
     assert 'id="approve-run"' in page and 'id="deny-run"' in page
 
 
-def test_the_requester_sees_why_they_cannot_approve_and_no_buttons(
-    client, team, waiting, admin
-):
+def test_the_requester_sees_why_they_cannot_approve_and_no_buttons(client, team, waiting, admin):
     client.force_login(admin)
     page = run_page(client, team, waiting).content.decode()
     assert 'id="approve-run"' not in page
     assert "You asked for this run; another admin or owner must approve it." in page
 
 
-def test_a_requester_who_posts_anyway_is_told_why_and_nothing_starts(
-    client, team, waiting, admin
-):
+def test_a_requester_who_posts_anyway_is_told_why_and_nothing_starts(client, team, waiting, admin):
     client.force_login(admin)
     answer = client.post(reverse("runs:approve", args=[team.slug, waiting.pk]), follow=True)
     assert answer.status_code == 200
@@ -75,9 +71,7 @@ def test_a_requester_who_posts_anyway_is_told_why_and_nothing_starts(
 
 
 def test_another_admin_approves_from_the_run_page(owner_client, team, waiting):
-    answer = owner_client.post(
-        reverse("runs:approve", args=[team.slug, waiting.pk]), follow=True
-    )
+    answer = owner_client.post(reverse("runs:approve", args=[team.slug, waiting.pk]), follow=True)
     assert "Approved: the run is queued" in answer.content.decode()
     waiting.refresh_from_db()
     assert waiting.status == RunStatus.QUEUED

@@ -43,9 +43,7 @@ def ask(action, actor, servers, **kw) -> Run:
     return services.run_start(action=action, actor=actor, server_ids=[s.pk for s in servers], **kw)
 
 
-def test_a_run_of_an_action_that_requires_approval_waits_and_queues_nothing(
-    gated, admin, server
-):
+def test_a_run_of_an_action_that_requires_approval_waits_and_queues_nothing(gated, admin, server):
     run = ask(gated, admin, [server])
     assert run.status == RunStatus.PENDING_APPROVAL
     assert run.get_status_display() == "Waiting for approval"
@@ -156,9 +154,7 @@ def test_an_unanswered_request_expires_and_its_run_ends_not_started(gated, user,
     assert caught.value.code == "expired"
 
 
-def test_a_request_past_its_expiry_cannot_be_approved_before_the_sweep(
-    gated, user, admin, server
-):
+def test_a_request_past_its_expiry_cannot_be_approved_before_the_sweep(gated, user, admin, server):
     run = ask(gated, admin, [server])
     ApprovalRequest.objects.filter(run=run).update(expires_at=timezone.now() - timedelta(1))
     with pytest.raises(Conflict, match="expired"):
@@ -172,9 +168,7 @@ def test_the_expiry_follows_the_setting(gated, admin, server, settings):
     assert request.expires_at - request.created_at == timedelta(hours=2)
 
 
-def test_a_scheduled_or_system_run_also_waits_and_anyone_admin_may_approve(
-    gated, user, server
-):
+def test_a_scheduled_or_system_run_also_waits_and_anyone_admin_may_approve(gated, user, server):
     run = ask(gated, None, [server], trigger=Run.Trigger.SCHEDULE)
     assert run.status == RunStatus.PENDING_APPROVAL
     assert ApprovalRequest.objects.get(run=run).requested_by is None

@@ -33,8 +33,8 @@ from django.utils import timezone
 from pipetower.accounts.models import SignInEvent, User
 from pipetower.actions.models import (
     Action,
-    ApprovalRequest,
     ActionVersion,
+    ApprovalRequest,
     OutputChunk,
     Run,
     RunTarget,
