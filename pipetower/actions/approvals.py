@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -151,7 +152,8 @@ def approval_approve(*, run: Run, actor: Any, request: HttpRequest | None = None
         approval.decided_by = actor
         approval.decided_at = now
         approval.save(update_fields=["decision", "decided_by", "decided_at"])
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+        # A new revision, so pages following the run see it leave the waiting state.
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, revision=F("revision") + 1)
         _enqueue_shards(run.pk)  # the outbox, in this transaction, as run_start does
         audit_record(
             actor=actor,

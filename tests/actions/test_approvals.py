@@ -216,3 +216,36 @@ def test_requires_approval_is_a_setting_not_a_new_version(make_action, user):
     updated = services.action_update(action=action, actor=user, requires_approval=True)
     assert updated.requires_approval is True
     assert updated.current_version == 1
+
+
+def test_a_schedule_skips_its_next_time_while_its_previous_run_waits_for_approval(
+    gated, user, server
+):
+    from pipetower.actions import schedules
+    from pipetower.actions.models import Schedule
+
+    schedule = schedules.schedule_create(
+        action=gated,
+        actor=user,
+        name="every five",
+        cron_expression="*/5 * * * *",
+        timezone_name="UTC",
+        server_ids=[server.pk],
+    )
+    first_slot = schedule.next_run_at
+    schedules.schedules_tick(now=first_slot)
+    first = Run.objects.get()
+    assert first.status == RunStatus.PENDING_APPROVAL
+    assert ApprovalRequest.objects.get(run=first).requested_by is None
+    assert schedules.schedules_tick(now=first_slot + timedelta(minutes=5)) == 0
+    schedule.refresh_from_db()
+    assert schedule.last_outcome == Schedule.Outcome.SKIPPED_OVERLAP
+
+
+def test_the_run_history_purge_keeps_a_run_waiting_for_approval(gated, admin, server):
+    from pipetower.teams.retention import runs_expired_purge
+
+    run = ask(gated, admin, [server])
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(days=400))
+    runs_expired_purge(now=timezone.now() + timedelta(days=400))
+    assert Run.objects.filter(pk=run.pk, status=RunStatus.PENDING_APPROVAL).exists()
