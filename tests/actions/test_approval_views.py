@@ -123,3 +123,8 @@ def test_the_action_form_turns_approval_on(owner_client, team, make_action):
     assert "Requires approval" in page.content.decode()
     action_page = owner_client.get(reverse("actions:detail", args=[team.slug, action.pk]))
     assert 'id="action-requires-approval">no' in action_page.content.decode()
+
+
+def test_the_team_overview_says_how_many_runs_wait_for_approval(owner_client, team, waiting):
+    page = owner_client.get(reverse("teams:detail", args=[team.slug])).content.decode()
+    assert "1 run waiting for approval" in page
