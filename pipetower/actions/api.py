@@ -708,10 +708,8 @@ def approvals_list(
     page: Query[PageParams],
 ) -> dict[str, Any]:
     """The team's approval requests: waiting ones first, then decisions, newest first."""
-    from pipetower.actions.approval_views import approvals_for_team
-
     team = _membership(request, slug).team
-    rows = approvals_for_team(team=team, state=filters.state or "")
+    rows = selectors.approvals_for_team(team=team, state=filters.state or "")
     return paginate(request, rows, page, transform=_approval_out)
 
 

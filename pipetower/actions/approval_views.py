@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -15,27 +14,10 @@ from django.views.decorators.http import require_POST
 from pipetower.actions import approvals, selectors
 from pipetower.actions.models import ApprovalRequest
 from pipetower.core.errors import ServiceError
-from pipetower.teams.models import Role, Team
+from pipetower.teams.models import Role
 from pipetower.teams.permissions import team_view
 
 APPROVALS_PER_PAGE = 25
-
-
-def approvals_for_team(*, team: Team, state: str = "") -> QuerySet[ApprovalRequest]:
-    """The team's approval requests: waiting ones first (soonest to expire first),
-    then decided ones, newest first. `state`: "waiting", "decided" or "" (all)."""
-    rows = ApprovalRequest.objects.filter(team=team).select_related(
-        "run", "requested_by", "decided_by"
-    )
-    if state == "waiting":
-        rows = rows.filter(decision="")
-    elif state == "decided":
-        rows = rows.exclude(decision="")
-    return rows.annotate(
-        waiting=Case(
-            When(decision="", then=Value(0)), default=Value(1), output_field=IntegerField()
-        )
-    ).order_by("waiting", "expires_at", "-decided_at", "-id")
 
 
 @team_view()
@@ -44,9 +26,8 @@ def approval_list(request: HttpRequest) -> HttpResponse:
     state = request.GET.get("state", "")
     if state not in ("", "waiting", "decided"):
         state = ""
-    page = Paginator(approvals_for_team(team=team, state=state), APPROVALS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    rows = selectors.approvals_for_team(team=team, state=state)
+    page = Paginator(rows, APPROVALS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "actions/approval_list.html",

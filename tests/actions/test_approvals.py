@@ -249,3 +249,14 @@ def test_the_run_history_purge_keeps_a_run_waiting_for_approval(gated, admin, se
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(days=400))
     runs_expired_purge(now=timezone.now() + timedelta(days=400))
     assert Run.objects.filter(pk=run.pk, status=RunStatus.PENDING_APPROVAL).exists()
+
+
+def test_the_list_puts_waiting_requests_first_then_the_newest_decisions(gated, user, admin, server):
+    from pipetower.actions.selectors import approvals_for_team
+
+    older, newer, waiting = (ask(gated, admin, [server]) for _ in range(3))
+    approvals.approval_deny(run=older, actor=user, reason="first")
+    approvals.approval_approve(run=newer, actor=user)
+    listed = [a.run_id for a in approvals_for_team(team=gated.team)]
+    assert listed == [waiting.pk, newer.pk, older.pk]
+    assert [a.run_id for a in approvals_for_team(team=gated.team, state="waiting")] == [waiting.pk]
