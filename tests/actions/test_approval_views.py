@@ -128,3 +128,9 @@ def test_the_action_form_turns_approval_on(owner_client, team, make_action):
 def test_the_team_overview_says_how_many_runs_wait_for_approval(owner_client, team, waiting):
     page = owner_client.get(reverse("teams:detail", args=[team.slug])).content.decode()
     assert "1 run waiting for approval" in page
+
+
+def test_the_run_form_says_the_run_will_wait_for_approval(owner_client, team, make_action):
+    action = make_action("true", name="Gated", requires_approval=True)
+    page = owner_client.get(reverse("actions:run", args=[team.slug, action.pk]))
+    assert "This action requires approval" in page.content.decode()
