@@ -26,7 +26,8 @@ from django.utils import timezone
 from pipetower.actions.models import ApprovalRequest, Run, RunStatus, TargetStatus
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
-from pipetower.teams.models import Membership, Role
+from pipetower.teams.models import Membership, Role, Team
+from pipetower.teams.permissions import team_frozen_refusal
 
 REASON_MAX = 500
 OWN_REQUEST = "You asked for this run; another admin or owner must approve it."
@@ -147,6 +148,10 @@ def approval_approve(*, run: Run, actor: Any, request: HttpRequest | None = None
 
     with transaction.atomic():
         fresh, approval = _locked_for_decision(run, actor)
+        # A team scheduled for deletion starts nothing, approved or not (as run_start).
+        frozen = Team.objects.only("name", "deletion_scheduled_for").get(pk=fresh.team_id)
+        if refusal := team_frozen_refusal(frozen):
+            raise refusal
         now = timezone.now()
         approval.decision = ApprovalRequest.Decision.APPROVED
         approval.decided_by = actor

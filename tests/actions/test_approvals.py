@@ -260,3 +260,14 @@ def test_the_list_puts_waiting_requests_first_then_the_newest_decisions(gated, u
     listed = [a.run_id for a in approvals_for_team(team=gated.team)]
     assert listed == [waiting.pk, newer.pk, older.pk]
     assert [a.run_id for a in approvals_for_team(team=gated.team, state="waiting")] == [waiting.pk]
+
+
+def test_a_team_scheduled_for_deletion_approves_nothing(gated, user, admin, server, team):
+    run = ask(gated, admin, [server])
+    type(team).objects.filter(pk=team.pk).update(
+        deletion_scheduled_for=timezone.now() + timedelta(days=14)
+    )
+    with pytest.raises(Conflict) as caught:
+        approvals.approval_approve(run=run, actor=user)
+    assert caught.value.code == "team_frozen"
+    assert shards_queued(run) == 0
