@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from pipetower.actions.models import Action, Run
+from pipetower.actions.models import Action, ApprovalRequest, Run
 from pipetower.privacy.staff_admin import TeamContentAdmin
 
 
@@ -19,3 +19,11 @@ class ActionAdmin(TeamContentAdmin):
 @admin.register(Run)
 class RunAdmin(TeamContentAdmin):
     list_filter = ("status", "trigger")
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(TeamContentAdmin):
+    """Decisions and dates only: who asked, who decided and the reason are the team's.
+    Deciding is the team's own (actions/approvals.py), never staff's."""
+
+    list_filter = ("decision",)

@@ -13,10 +13,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
-from pipetower.actions import live, schedules, selectors, services, versions, webhooks
+from pipetower.actions import approvals, live, schedules, selectors, services, versions, webhooks
 from pipetower.actions.models import (
     Action,
     ActionVersion,
+    ApprovalRequest,
     Run,
     RunStatus,
     Schedule,
@@ -82,6 +83,9 @@ class ActionIn(Input):
     failure_limit: int | None = Field(None, ge=1)
     default_server_ids: list[int] = []
     default_tags: list[str] = []
+    requires_approval: bool = Field(
+        False, description="Each run waits for another admin or owner to approve it."
+    )
 
 
 class ActionPatchIn(Input):
@@ -95,6 +99,7 @@ class ActionPatchIn(Input):
     failure_limit: int | None = Field(None, ge=0, description="0 removes the limit.")
     default_server_ids: list[int] | None = None
     default_tags: list[str] | None = None
+    requires_approval: bool | None = None
 
 
 class ActionOut(Schema):
@@ -109,6 +114,7 @@ class ActionOut(Schema):
     failure_limit: int | None
     default_server_ids: list[int]
     default_tags: list[str]
+    requires_approval: bool
     current_version: int = Field(..., description="The number of the version it runs now.")
     created_at: datetime
     updated_at: datetime
@@ -279,6 +285,7 @@ def _action_out(action: Action) -> dict[str, Any]:
         # .all() uses the list's prefetch; values_list() would query once per action.
         "default_server_ids": [server.pk for server in action.default_servers.all()],
         "default_tags": action.default_tags,
+        "requires_approval": action.requires_approval,
         "current_version": action.current_version,
         "created_at": action.created_at,
         "updated_at": action.updated_at,
@@ -641,6 +648,99 @@ def run_cancel(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
     team = _membership(request, slug, Role.OPERATOR).team
     run = selectors.run_get(team=team, run_id=run_id)
     run = services.run_cancel(run=run, actor=principal(request).user, request=request)
+    return _run_out(run, targets=True)
+
+
+# --- approvals --------------------------------------------------------------------------
+
+
+class ApprovalOut(Schema):
+    id: int
+    run_id: int
+    action_name: str
+    run_status: RunStatus
+    requested_by: str | None = Field(None, description="Email; null for a schedule or webhook.")
+    decision: Literal["", "approved", "denied", "expired"] = Field(
+        ..., description='"" while waiting.'
+    )
+    decided_by: str | None
+    reason: str
+    created_at: datetime
+    decided_at: datetime | None
+    expires_at: datetime
+
+
+class ApprovalFilterParams(Schema):
+    state: Literal["waiting", "decided"] | None = Field(
+        None, description="waiting: not decided yet; decided: approved, denied or expired."
+    )
+
+
+class ApprovalDenyIn(Input):
+    reason: str = Field(..., min_length=1, max_length=500)
+
+
+def _approval_out(approval: ApprovalRequest) -> dict[str, Any]:
+    return {
+        "id": approval.pk,
+        "run_id": approval.run_id,
+        "action_name": approval.run.action_name,
+        "run_status": approval.run.status,
+        "requested_by": approval.requested_by.email if approval.requested_by else None,
+        "decision": approval.decision,
+        "decided_by": approval.decided_by.email if approval.decided_by else None,
+        "reason": approval.reason,
+        "created_at": approval.created_at,
+        "decided_at": approval.decided_at,
+        "expires_at": approval.expires_at,
+    }
+
+
+@router.get(
+    "/teams/{slug}/approvals",
+    response=with_errors({200: Page[ApprovalOut]}, 400, 401, 403, 404, 422, 429),
+    operation_id="approvals_list",
+)
+def approvals_list(
+    request: HttpRequest,
+    slug: str,
+    filters: Query[ApprovalFilterParams],
+    page: Query[PageParams],
+) -> dict[str, Any]:
+    """The team's approval requests: waiting ones first, then decisions, newest first."""
+    team = _membership(request, slug).team
+    rows = selectors.approvals_for_team(team=team, state=filters.state or "")
+    return paginate(request, rows, page, transform=_approval_out)
+
+
+@router.post(
+    "/teams/{slug}/runs/{run_id}/approve",
+    response=with_errors({200: RunDetailOut}, 400, 401, 403, 404, 409, 429),
+    operation_id="approvals_approve",
+)
+def approval_approve(request: HttpRequest, slug: str, run_id: int) -> dict[str, Any]:
+    """Approve a run waiting for approval: it is queued and starts. Admins and owners
+    other than the one who asked; 403 `own_request` for them, 409 when decided or expired."""
+    team = _membership(request, slug, Role.ADMIN).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    run = approvals.approval_approve(run=run, actor=principal(request).user, request=request)
+    return _run_out(run, targets=True)
+
+
+@router.post(
+    "/teams/{slug}/runs/{run_id}/deny",
+    response=with_errors({200: RunDetailOut}, 400, 401, 403, 404, 409, 422, 429),
+    operation_id="approvals_deny",
+)
+def approval_deny(
+    request: HttpRequest, slug: str, run_id: int, payload: ApprovalDenyIn
+) -> dict[str, Any]:
+    """Deny a run waiting for approval, with a reason: it ends cancelled, not started."""
+    team = _membership(request, slug, Role.ADMIN).team
+    run = selectors.run_get(team=team, run_id=run_id)
+    run = approvals.approval_deny(
+        run=run, actor=principal(request).user, reason=payload.reason, request=request
+    )
     return _run_out(run, targets=True)
 
 

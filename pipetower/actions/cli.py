@@ -249,6 +249,7 @@ def follow(client: Client, team: str, run: dict[str, Any], out: TextIO, err: Tex
     printer = Printer(targets, out, err)
     reported: set[int] = set()
     revision = 0
+    said_waiting = False
     while True:
         after = ",".join(f"{t}:{s}" for t, s in cursor.items())
         changes = client.call(
@@ -259,6 +260,10 @@ def follow(client: Client, team: str, run: dict[str, Any], out: TextIO, err: Tex
             wait=FOLLOW_WAIT_SECONDS,
         )
         revision = changes["revision"]
+        if changes["run"]["status"] == "pending_approval" and not said_waiting:
+            said_waiting = True  # said once; the run starts (or ends) when someone decides
+            err.write("Waiting for approval\n")
+            err.flush()
         for chunk in changes["chunks"]:
             if chunk["seq"] <= cursor.get(chunk["target"], 0):
                 continue

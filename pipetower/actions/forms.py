@@ -73,6 +73,12 @@ class ActionForm(ErrorAttrsMixin, forms.Form):
     default_tags = forms.CharField(
         required=False, help_text="Tags, separated by commas: every server with one of them."
     )
+    requires_approval = forms.BooleanField(
+        required=False,
+        label="Requires approval",
+        help_text="Each run waits until another admin or owner (not the person who started "
+        "it) approves it on the Approvals page.",
+    )
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,6 +101,7 @@ class ActionForm(ErrorAttrsMixin, forms.Form):
             "failure_limit": action.failure_limit,
             "default_servers": list(action.default_servers.all()),
             "default_tags": _tag_text(action.default_tags),
+            "requires_approval": action.requires_approval,
         }
 
     def service_fields(self) -> dict[str, Any]:
@@ -109,6 +116,7 @@ class ActionForm(ErrorAttrsMixin, forms.Form):
             "failure_limit": data["failure_limit"],
             "default_server_ids": [s.pk for s in data["default_servers"]],
             "default_tags": [t for t in data["default_tags"].split(",") if t.strip()],
+            "requires_approval": data["requires_approval"],
         }
 
 

@@ -55,6 +55,9 @@ class Action(models.Model):
     # The number of the ActionVersion this row's script and settings are; read with
     # them in one row, so a run records exactly the version it ran.
     current_version = models.PositiveIntegerField(default=1)
+    # Each run waits for another admin or owner to approve it (actions/approvals.py).
+    # A setting of the action, not part of its versioned content.
+    requires_approval = models.BooleanField(default=False)
 
     class Meta:
         ordering = ("name",)
@@ -70,6 +73,7 @@ class Action(models.Model):
 
 
 class RunStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Waiting for approval"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -89,6 +93,11 @@ class TargetStatus(models.TextChoices):
     HOST_KEY_MISMATCH = "host_key_mismatch", "Host key mismatch"
     WORKER_LOST = "worker_lost", "Worker lost"
 
+
+# A run in one of these has not ended: it waits for approval, for a worker, or runs.
+UNFINISHED_RUN_STATUSES = frozenset(
+    {RunStatus.PENDING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING}
+)
 
 ACTIVE_STATUSES = frozenset({TargetStatus.CONNECTING, TargetStatus.RUNNING})
 PENDING_STATUSES = frozenset({TargetStatus.QUEUED, *ACTIVE_STATUSES})
@@ -189,7 +198,7 @@ class Run(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self.status not in UNFINISHED_RUN_STATUSES
 
     @property
     def duration(self) -> timedelta | None:
@@ -463,3 +472,38 @@ class ActionVersion(models.Model):
 
     def secret_default_values(self) -> dict[str, str]:
         return json.loads(self.secret_defaults) if self.secret_defaults else {}
+
+
+class ApprovalRequest(models.Model):
+    """A run of an action that requires approval, waiting for (or decided by) a second
+    person: an admin or owner of the team who is not the one who asked."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+        EXPIRED = "expired", "Expired"
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="approval")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    reason = models.TextField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("team", "decision", "expires_at"))]
+
+    def __str__(self) -> str:
+        return f"approval of run {self.run_id} ({self.decision or 'waiting'})"
+
+    @property
+    def is_waiting(self) -> bool:
+        return not self.decision

@@ -31,7 +31,7 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from pipetower.actions import conf, cron, services
-from pipetower.actions.models import Action, Run, RunStatus, Schedule
+from pipetower.actions.models import UNFINISHED_RUN_STATUSES, Action, Run, Schedule
 from pipetower.audit.services import audit_record
 from pipetower.core.errors import Conflict, NotAllowed, ServiceError
 from pipetower.teams.models import Role, Team
@@ -458,7 +458,7 @@ def schedule_fire(*, schedule_id: int, slot: datetime, now: datetime | None = No
         previous = schedule.last_run
         if previous is not None:
             status = Run.objects.filter(pk=previous.pk).values_list("status", flat=True).first()
-            if status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            if status in UNFINISHED_RUN_STATUSES:  # waiting for approval counts as going
                 _record(
                     schedule,
                     now=now,

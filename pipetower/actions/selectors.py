@@ -10,11 +10,18 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Case, Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 from django.http import Http404
 from django.utils import timezone
 
-from pipetower.actions.models import Action, OutputChunk, Run, RunTarget
+from pipetower.actions.models import (
+    UNFINISHED_RUN_STATUSES,
+    Action,
+    ApprovalRequest,
+    OutputChunk,
+    Run,
+    RunTarget,
+)
 from pipetower.core import query
 from pipetower.teams.models import Team
 
@@ -225,7 +232,7 @@ def parse_cursor(text: str) -> dict[int, int]:
 
 
 def _run_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": state["status"], "finished": state["status"] not in ("queued", "running")}
+    return {"status": state["status"], "finished": state["status"] not in UNFINISHED_RUN_STATUSES}
 
 
 def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[str, Any] | None:
@@ -260,7 +267,7 @@ def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[
         "revision": state["revision"],
         "run": {
             "status": state["status"],
-            "finished": state["status"] not in ("queued", "running"),
+            "finished": state["status"] not in UNFINISHED_RUN_STATUSES,
         },
         "targets": [target_dict(t) for t in changed] if state["revision"] > revision else [],
         "chunks": chunks,
@@ -302,3 +309,25 @@ def output_text(*, targets: QuerySet[RunTarget] | list[RunTarget], headers: bool
         yield from rows.values_list("data", flat=True).iterator(chunk_size=200)
         if headers:
             yield "\n"
+
+
+def approvals_for_team(*, team: Team, state: str = "") -> QuerySet[ApprovalRequest]:
+    """The team's approval requests: waiting ones first (soonest to expire first),
+    then decided ones, newest first. `state`: "waiting", "decided" or "" (all)."""
+    rows = ApprovalRequest.objects.filter(team=team).select_related(
+        "run", "requested_by", "decided_by"
+    )
+    if state == "waiting":
+        rows = rows.filter(decision="")
+    elif state == "decided":
+        rows = rows.exclude(decision="")
+    return rows.annotate(
+        waiting=Case(
+            When(decision="", then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
+    ).order_by(
+        "waiting",
+        Case(When(decision="", then=F("expires_at"))).asc(nulls_last=True),
+        "-decided_at",
+        "-id",
+    )

@@ -22,9 +22,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from pipetower.actions import conf, params
+from pipetower.actions.approvals import approval_request
 from pipetower.actions.models import (
     ACTIVE_STATUSES,
     FAILED_STATUSES,
+    UNFINISHED_RUN_STATUSES,
     Action,
     ActionVersion,
     OutputChunk,
@@ -161,6 +163,8 @@ def _clean_fields(*, team: Team, fields: dict[str, Any]) -> dict[str, Any]:
         if missing:
             raise ServiceError(f"No tag named {missing[0]!r} in this team.", field="default_tags")
         clean["default_tags"] = names
+    if "requires_approval" in fields:
+        clean["requires_approval"] = bool(fields["requires_approval"])
     if "default_server_ids" in fields:
         clean["default_servers"] = _servers_by_id(
             team=team, server_ids=fields["default_server_ids"]
@@ -211,6 +215,7 @@ def _audit_data(action: Action) -> dict[str, Any]:
         "concurrency": action.concurrency,
         "failure_limit": action.failure_limit,
         "parameters": [p["name"] for p in action.parameters],
+        "requires_approval": action.requires_approval,
     }
 
 
@@ -228,6 +233,7 @@ def action_create(
     failure_limit: int | None = None,
     default_server_ids: Sequence[int] = (),
     default_tags: Sequence[str] = (),
+    requires_approval: bool = False,
     request: HttpRequest | None = None,
 ) -> Action:
     _require_role(team=team, actor=actor, role=Role.ADMIN, doing="create actions")
@@ -244,6 +250,7 @@ def action_create(
             "failure_limit": failure_limit,
             "default_server_ids": default_server_ids,
             "default_tags": default_tags,
+            "requires_approval": requires_approval,
         },
     )
     servers = clean.pop("default_servers")
@@ -286,6 +293,7 @@ def action_update(
         "failure_limit",
         "default_server_ids",
         "default_tags",
+        "requires_approval",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -628,6 +636,7 @@ def run_start(
             webhook=webhook,
             webhook_name=webhook.name if webhook else "",
             shard_count=shard_count,
+            status=RunStatus.PENDING_APPROVAL if action.requires_approval else RunStatus.QUEUED,
         )
         run.save()
         RunTarget.objects.bulk_create(
@@ -654,7 +663,11 @@ def run_start(
             },
         )
         run_id = run.pk
-        _enqueue_shards(run_id)  # through the outbox: in this transaction
+        if action.requires_approval:
+            # Held for a second person; approval_approve queues the shards.
+            approval_request(run=run, requested_by=actor, request=request)
+        else:
+            _enqueue_shards(run_id)  # through the outbox: in this transaction
     return run
 
 
@@ -860,9 +873,14 @@ def _recount_locked(run_id: int) -> str:
         )
     )
     status = run_status_from_targets(counts)
+    if (
+        status == RunStatus.QUEUED
+        and Run.objects.filter(pk=run_id, status=RunStatus.PENDING_APPROVAL).exists()
+    ):
+        status = RunStatus.PENDING_APPROVAL  # held until approved, whatever its targets say
     fields: dict[str, Any] = {"status": status, "revision": F("revision") + 1}
     Run.objects.filter(pk=run_id).update(**fields)
-    if status not in (RunStatus.QUEUED, RunStatus.RUNNING) and Run.objects.filter(
+    if status not in UNFINISHED_RUN_STATUSES and Run.objects.filter(
         pk=run_id, finished_at__isnull=True
     ).update(finished_at=timezone.now()):
         from pipetower.notifications.services import run_finished_notify
@@ -919,7 +937,12 @@ def run_targets_claim(
     now = timezone.now()
     with transaction.atomic():
         run = _lock_run(run_id)
-        if run is None or run.is_finished or run.cancel_requested_at is not None:
+        if (
+            run is None
+            or run.is_finished
+            or run.status == RunStatus.PENDING_APPROVAL  # not approved: nothing may start
+            or run.cancel_requested_at is not None
+        ):
             return [], []
         queued = list(
             RunTarget.objects.filter(

@@ -37,6 +37,14 @@ def schedules_tick_task() -> int:
     return schedules.schedules_tick()
 
 
+@shared_task(name="pipetower.actions.tasks.approvals_expire_task", ignore_result=True)
+def approvals_expire_task() -> int:
+    """Periodic (scheduler): runs whose approval request expired end as not started."""
+    from pipetower.actions import approvals
+
+    return approvals.approvals_expire_due()
+
+
 @shared_task(name="pipetower.actions.tasks.webhook_deliveries_purge_task", ignore_result=True)
 def webhook_deliveries_purge_task() -> int:
     """Periodic (scheduler): forget webhook deliveries older than the replay window."""

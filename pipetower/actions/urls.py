@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipetower.actions import history_views, views, webhook_views
+from pipetower.actions import approval_views, history_views, views, webhook_views
 
 app_name = "actions"
 urlpatterns = [
@@ -30,6 +30,8 @@ run_urlpatterns = [
     path("<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("<int:run_id>/rerun/", views.run_rerun, name="rerun"),
     path("<int:run_id>/again/", views.run_again, name="again"),
+    path("<int:run_id>/approve/", approval_views.run_approve, name="approve"),
+    path("<int:run_id>/deny/", approval_views.run_deny, name="deny"),
     path("<int:run_id>/targets/<int:target_id>/chunks", views.run_target_chunks, name="chunks"),
     path(
         "<int:run_id>/targets/<int:target_id>/output.txt",
@@ -38,6 +40,12 @@ run_urlpatterns = [
     ),
 ]
 run_urls = (run_urlpatterns, "runs")
+
+# Mounted at teams/<team_slug>/approvals/ (config/urls.py), namespace "approvals".
+approval_urlpatterns = [
+    path("", approval_views.approval_list, name="list"),
+]
+approval_urls = (approval_urlpatterns, "approvals")
 
 # Mounted at teams/<team_slug>/schedules/ (config/urls.py), namespace "schedules".
 schedule_urlpatterns = [

@@ -24,6 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from pipetower.actions import cron, live, schedules, selectors, services, webhooks
+from pipetower.actions.approval_views import approval_context
 from pipetower.actions.forms import (
     ActionForm,
     ParameterFormSet,
@@ -315,6 +316,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "can_run": _can(request, Role.OPERATOR),
             "has_failed": any(t.status in FAILED_STATUSES for t in targets),
             "can_run_again": run.is_finished and run.action_id is not None,
+            **approval_context(run=run, user=request.user),
             # "broker" or "worker" while the run's tasks wait (core/outbox.py).
             "waiting_for": None
             if run.is_finished

@@ -443,6 +443,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipetower.notifications.tasks.notification_deliveries_purge_task",
         "schedule": timedelta(hours=1),
     },
+    # Approval requests past PIPETOWER_APPROVAL_HOURS end their runs as not started
+    # (docs/actions.md, "Approvals").
+    "expire-approval-requests": {
+        "task": "pipetower.actions.tasks.approvals_expire_task",
+        "schedule": timedelta(minutes=5),
+    },
     "reap-lost-run-targets": {
         "task": "pipetower.actions.tasks.run_targets_reap_task",
         "schedule": 15.0,
@@ -616,6 +622,8 @@ ACTIONS_WEBHOOK_RATE_LIMIT = _rate_setting(
     "PIPETOWER_WEBHOOK_RATE_LIMIT", env_str("PIPETOWER_WEBHOOK_RATE_LIMIT", "60/m")
 )
 ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
+# Approvals (docs/actions.md): hours a run that requires approval waits for a decision.
+ACTIONS_APPROVAL_HOURS = env_int("PIPETOWER_APPROVAL_HOURS", 24)
 # Notifications (docs/notifications.md): how long a webhook receiver may take to
 # answer, how many times a failed delivery is retried (waiting NOTIFY_BACKOFF_SECONDS,
 # then twice as long each time), whether webhook URLs may point at loopback, private

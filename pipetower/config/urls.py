@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from pipetower.accounts import security_views as accounts_security_views
-from pipetower.actions.urls import hook_urls, run_urls, schedule_urls, webhook_urls
+from pipetower.actions.urls import approval_urls, hook_urls, run_urls, schedule_urls, webhook_urls
 from pipetower.api.api import api
 from pipetower.core import views as core_views
 
@@ -21,6 +21,7 @@ urlpatterns = [
     path("teams/<slug:team_slug>/servers/", include("pipetower.servers.urls")),
     path("teams/<slug:team_slug>/actions/", include("pipetower.actions.urls")),
     path("teams/<slug:team_slug>/runs/", include(run_urls)),
+    path("teams/<slug:team_slug>/approvals/", include(approval_urls)),
     path("teams/<slug:team_slug>/schedules/", include(schedule_urls)),
     path("teams/<slug:team_slug>/webhooks/", include(webhook_urls)),
     path("teams/<slug:team_slug>/notifications/", include("pipetower.notifications.urls")),

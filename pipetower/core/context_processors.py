@@ -25,9 +25,19 @@ def _nav_team(request: HttpRequest, current: Any, teams: Any) -> Any:
 def pipetower(request: HttpRequest) -> dict[str, Any]:
     current = getattr(request, "team", None)
     teams = getattr(request, "user_teams", [])
+    nav_team = _nav_team(request, current, teams)
+
+    def approvals_waiting() -> int:
+        """Read from the switcher's list (already loaded by then): no query of its own."""
+        if nav_team is None:
+            return 0
+        found = next((t for t in teams if t.pk == nav_team.pk), None)
+        return int(getattr(found, "approvals_waiting", 0) or 0)
+
     return {
+        "nav_approvals_waiting": approvals_waiting,
         "signup_mode": settings.SIGNUP_MODE,
         "current_team": current,
-        "nav_team": _nav_team(request, current, teams),
+        "nav_team": nav_team,
         "user_teams": teams,
     }

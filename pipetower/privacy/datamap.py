@@ -675,6 +675,25 @@ DATA_MAP: list[ModelDecl] = [
         },
     ),
     ModelDecl(
+        model="actions.ApprovalRequest",
+        subject="requested_by",
+        team="team",
+        title="Run approvals",
+        fields={
+            "requested_by": _id(
+                "Who asked for the run that waited for approval", RUN_HISTORY, erasure="anonymise"
+            ),
+            "decided_by": _id("Who approved or denied the run", RUN_HISTORY, erasure="anonymise"),
+            "reason": FieldDecl(
+                "user.content",
+                "Why the run was denied, as the person who denied it wrote it",
+                CONTRACT,
+                RUN_HISTORY,
+                erasure="cascade",
+            ),
+        },
+    ),
+    ModelDecl(
         model="actions.Webhook",
         subject=None,
         team="team",

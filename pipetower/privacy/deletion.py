@@ -54,7 +54,7 @@ from pipetower.teams.models import Invitation, Membership, Role, Team
 
 ERASED = "deleted account"
 FORMER_MEMBER = "a former member"
-ACTIVE_RUN = (RunStatus.QUEUED, RunStatus.RUNNING)
+ACTIVE_RUN = (RunStatus.PENDING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def _teams_owned(user: User) -> list[Team]:

@@ -68,3 +68,24 @@ def cancel_each(run_ids: list[int], barrier: Any) -> None:
         run = Run.objects.select_related("team").get(pk=run_id)
         with contextlib.suppress(Conflict):  # it finished first
             services.run_cancel(run=run, actor=None)
+
+
+def approve_each(run_ids: list[int], barrier: Any, user_id: int, out: str) -> None:
+    """For each run: approve it at the same moment as the other process; write down
+    which runs this process approved (the other is told it was already decided)."""
+    _setup()
+    from pipetower.accounts.models import User
+    from pipetower.actions import approvals
+    from pipetower.actions.models import Run
+    from pipetower.core.errors import Conflict
+
+    actor = User.objects.get(pk=user_id)
+    won = []
+    for run_id in run_ids:
+        barrier.wait(timeout=60)
+        run = Run.objects.select_related("team").get(pk=run_id)
+        with contextlib.suppress(Conflict):  # the other admin was first
+            approvals.approval_approve(run=run, actor=actor)
+            won.append(run_id)
+    with open(out, "w") as file:
+        file.write(",".join(map(str, won)))

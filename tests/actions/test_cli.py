@@ -194,3 +194,30 @@ def test_follow_waits_out_the_real_rate_limit_and_loses_no_output(
 def test_retry_after_is_read_as_seconds_or_a_date_within_bounds(header, seconds):
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
     assert retry_after_seconds(header, now=now) == seconds
+
+
+def test_follow_says_waiting_for_approval_once_and_a_denied_run_exits_as_cancelled(
+    live_server, monkeypatch, team, user, sshd, make_action, make_member, token, tasks_queued
+):
+    from pipetower.actions import approvals
+    from pipetower.teams.models import Role
+
+    add_server(team, user, sshd, name="web-1")
+    make_action("echo never", name="gated", requires_approval=True)
+    other_admin = make_member(Role.ADMIN)
+
+    def deny_later() -> None:
+        deadline = time.monotonic() + 30
+        while not Run.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # the CLI is following and waiting by now
+        approvals.approval_deny(run=Run.objects.get(), actor=other_admin, reason="not today")
+
+    denier = threading.Thread(target=deny_later)
+    denier.start()
+    code, out, err = run_cli(live_server, token, monkeypatch, "gated", "-t", "web-1", "-f")
+    denier.join()
+    assert code == 3, err
+    assert err.count("Waiting for approval") == 1
+    assert out == ""
+    assert "Not started: denied by" in err and "not today" in err

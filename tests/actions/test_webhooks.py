@@ -380,3 +380,21 @@ def test_the_scheduler_purges_deliveries_past_the_window(hook, settings):
     assert not WebhookDelivery.objects.exists()
     # The id is forgotten with it: the same delivery now starts a run again.
     assert deliver(hook, PUSH).status_code == 202
+
+
+def test_a_delivery_for_an_action_that_requires_approval_starts_a_waiting_run(
+    hook, action, user, mailoutbox, django_capture_on_commit_callbacks
+):
+    from pipetower.actions import services
+    from pipetower.actions.models import ApprovalRequest, RunStatus
+
+    services.action_update(action=action, actor=user, requires_approval=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = deliver(hook, PUSH)
+    assert answer.status_code == 202
+    run = Run.objects.get()
+    assert run.status == RunStatus.PENDING_APPROVAL
+    request = ApprovalRequest.objects.get(run=run)
+    assert request.requested_by is None
+    assert [m.to for m in mailoutbox] == [[user.email]]  # nobody asked: every admin is told
+    assert "Webhook: on push wants to run" in mailoutbox[0].body

@@ -34,6 +34,7 @@ from pipetower.accounts.models import SignInEvent, User
 from pipetower.actions.models import (
     Action,
     ActionVersion,
+    ApprovalRequest,
     OutputChunk,
     Run,
     RunTarget,
@@ -111,6 +112,7 @@ MUST_SHOW = {
     "actions.ActionVersion.parameters",
     "actions.ActionVersion.changes",
     "actions.Run.action_name",
+    "actions.ApprovalRequest.reason",
     "actions.Run.schedule_name",
     "actions.Schedule.name",
     "actions.Schedule.last_message",
@@ -298,6 +300,16 @@ def seed(owner: User, staff: User) -> dict[str, Any]:
         concurrency=1,
         status="succeeded",
         started_by=owner,
+    )
+    ApprovalRequest.objects.create(
+        team=team,
+        run=run,
+        requested_by=owner,
+        decided_by=owner,
+        decision="denied",
+        reason="Not during the freeze",
+        decided_at=now,
+        expires_at=now + datetime.timedelta(hours=24),
     )
     schedule = Schedule.objects.create(
         team=team,

@@ -31,6 +31,7 @@ from pipetower.accounts.models import SignInEvent, User
 from pipetower.actions.models import (
     Action,
     ActionVersion,
+    ApprovalRequest,
     OutputChunk,
     Run,
     RunTarget,
@@ -138,6 +139,16 @@ def seed(person: User) -> None:
         cancelled_by=person,
     )
     target = RunTarget.objects.create(run=run, server=server, server_name="web", status="ok")
+    ApprovalRequest.objects.create(
+        team=theirs,
+        run=run,
+        requested_by=person,
+        decided_by=person,
+        decision="denied",
+        reason="freeze",
+        decided_at=now,
+        expires_at=now,
+    )
     OutputChunk.objects.create(run_target=target, seq=1, stream="stdout", data="one")
     OutputChunk.objects.create(run_target=target, seq=2, stream="stderr", data="two")
     Invitation.objects.create(

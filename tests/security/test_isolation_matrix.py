@@ -110,6 +110,11 @@ PAGES: dict[str, tuple[Rule, Rule]] = {
     "runs:download": ("viewer", "admin"),
     "runs:cancel": ("none", "operator"),
     "runs:rerun": ("none", "operator"),
+    # Every member sees what waits for approval; admins and owners decide (and the
+    # service refuses the one who asked: tests/actions/test_approvals.py).
+    "runs:approve": ("none", "admin"),
+    "runs:deny": ("none", "admin"),
+    "approvals:list": ("viewer", "admin"),
     "runs:again": ("operator", "operator"),
     "runs:chunks": ("viewer", "admin"),
     "runs:target_download": ("viewer", "admin"),
@@ -182,6 +187,9 @@ API: dict[str, tuple[Rule, dict[str, Any] | None]] = {
     "GET /api/v1/teams/{slug}/runs/{run_id}/changes": ("viewer", None),
     "POST /api/v1/teams/{slug}/runs/{run_id}/cancel": ("operator", None),
     "POST /api/v1/teams/{slug}/runs/{run_id}/rerun-failed": ("operator", None),
+    "GET /api/v1/teams/{slug}/approvals": ("viewer", None),
+    "POST /api/v1/teams/{slug}/runs/{run_id}/approve": ("admin", None),
+    "POST /api/v1/teams/{slug}/runs/{run_id}/deny": ("admin", {"reason": "no"}),
     "GET /api/v1/teams/{slug}/schedules": ("viewer", None),
     "POST /api/v1/teams/{slug}/actions/{action_id}/schedules": (
         "operator",
