@@ -46,6 +46,7 @@ def test_a_due_schedule_runs_on_a_real_worker_once(team, user, sshd, make_action
         next_run_at=timezone.now() - timedelta(seconds=5)
     )
     worker = Worker()
+    ticked_after = timezone.now()
     try:
         schedules_tick_task.delay()
         wait_for(
@@ -69,5 +70,8 @@ def test_a_due_schedule_runs_on_a_real_worker_once(team, user, sshd, make_action
     assert (run.trigger, run.schedule_id) == (Run.Trigger.SCHEDULE, schedule.pk)
     assert output_of(run.targets.get()) == "scheduled in eu\n"
     schedule.refresh_from_db()
-    assert schedule.next_run_at > timezone.now()
+    # The next time is the first full hour after the tick (not "after now": a
+    # tick at 18:59:59 rightly sets 19:00:00, which may have passed by now).
+    assert schedule.next_run_at > ticked_after
+    assert (schedule.next_run_at.minute, schedule.next_run_at.second) == (0, 0)
     assert schedule.last_run_id == run.pk
