@@ -223,6 +223,7 @@ class TargetOutputOut(Schema):
 
 class RunRunState(Schema):
     status: RunStatus
+    status_label: str = Field(..., description="The status as the pages show it.")
     finished: bool
 
 

@@ -20,6 +20,7 @@ from pipetower.actions.models import (
     ApprovalRequest,
     OutputChunk,
     Run,
+    RunStatus,
     RunTarget,
 )
 from pipetower.core import query
@@ -232,7 +233,12 @@ def parse_cursor(text: str) -> dict[int, int]:
 
 
 def _run_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": state["status"], "finished": state["status"] not in UNFINISHED_RUN_STATUSES}
+    """The run's part of a live answer: its status, as code and as people read it."""
+    return {
+        "status": state["status"],
+        "status_label": RunStatus(state["status"]).label,
+        "finished": state["status"] not in UNFINISHED_RUN_STATUSES,
+    }
 
 
 def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[str, Any] | None:
@@ -265,10 +271,7 @@ def live_changes(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[
             more.append(tid)
     body: dict[str, Any] = {
         "revision": state["revision"],
-        "run": {
-            "status": state["status"],
-            "finished": state["status"] not in UNFINISHED_RUN_STATUSES,
-        },
+        "run": _run_state(state),
         "targets": [target_dict(t) for t in changed] if state["revision"] > revision else [],
         "chunks": chunks,
         "more": more,

@@ -301,6 +301,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "chunks": reverse("runs:chunks", args=[team.slug, run.pk, 0]),
         "revision": 0,
         "finished": run.is_finished,
+        "status": run.status,
         "created": run.created_at.isoformat(),
         "total": len(targets),
     }

@@ -52,6 +52,19 @@ def test_the_run_page_shows_who_asked_the_script_targets_and_parameters(
     assert 'id="approve-run"' in page and 'id="deny-run"' in page
 
 
+def test_a_waiting_run_is_not_said_to_be_running(owner_client, team, waiting):
+    """The summary line counts the time as waiting, and the live answer names the
+    status as people read it (the page's badge shows that label)."""
+    response = run_page(owner_client, team, waiting)
+    assert response.context["live"]["status"] == "pending_approval"
+    live = owner_client.get(reverse("runs:live", args=[team.slug, waiting.pk]), {"rev": 0})
+    assert live.json()["run"] == {
+        "status": "pending_approval",
+        "status_label": "Waiting for approval",
+        "finished": False,
+    }
+
+
 def test_the_requester_sees_why_they_cannot_approve_and_no_buttons(client, team, waiting, admin):
     client.force_login(admin)
     page = run_page(client, team, waiting).content.decode()
@@ -110,6 +123,14 @@ def test_the_approvals_page_lists_waiting_requests_first_with_a_nav_count(
         f"approval-{decided.approval.pk}"
     )
     assert 'aria-label="1 waiting"' in page
+
+
+def test_the_approvals_filter_in_use_is_marked(owner_client, team, waiting):
+    page = owner_client.get(
+        reverse("approvals:list", args=[team.slug]), {"state": "waiting"}
+    ).content.decode()
+    assert '<a class="button secondary" aria-current="page" href="?state=waiting">' in page
+    assert page.count('aria-current="page" href="?') == 1
 
 
 def test_the_approvals_page_has_an_empty_state(owner_client, team):

@@ -191,7 +191,7 @@ def test_a_status_change_shows_in_the_next_live_answer(
     assert idle["targets"] == [] and idle["chunks"] == []
     services.run_target_finish(target_id=target.pk, status=TargetStatus.SUCCEEDED, exit_code=0)
     done = owner_client.get(live, {"rev": state["revision"], "wait": "5"}).json()
-    assert done["run"] == {"status": "succeeded", "finished": True}
+    assert done["run"] == {"status": "succeeded", "status_label": "Succeeded", "finished": True}
     assert done["targets"][0]["status"] == "succeeded"
     assert done["counts"] == {"succeeded": 1}, "the summary line's counts come along"
 

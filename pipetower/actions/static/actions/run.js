@@ -8,6 +8,7 @@
   var MAX_CHUNKS_SHOWN = 2000;
   var revision = config.revision || 0;
   var finished = config.finished;
+  var runStatus = config.status;
   var wasRunning = !finished;
   var followed = {};
   var inFlight = null;
@@ -213,7 +214,8 @@
 
   function apply(body) {
     revision = body.revision;
-    var label = body.run.status.charAt(0).toUpperCase() + body.run.status.slice(1);
+    runStatus = body.run.status;
+    var label = body.run.status_label || body.run.status.charAt(0).toUpperCase() + body.run.status.slice(1);
     setBadge(document.getElementById("run-status"), body.run.status, label);
     body.targets.forEach(applyTarget);
     applyCounts(body.counts);
@@ -313,7 +315,8 @@
   function tick() {
     if (!elapsedNode || finished) return;
     var seconds = Math.max(0, (Date.now() - Date.parse(config.created)) / 1000);
-    elapsedNode.textContent = "running for " + seconds.toFixed(0) + " s";
+    var doing = runStatus === "pending_approval" ? "waiting for approval for " : "running for ";
+    elapsedNode.textContent = doing + seconds.toFixed(0) + " s";
     setTimeout(tick, 1000);
   }
   tick();
