@@ -16,7 +16,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser
 
 from pipetower.actions import services as action_services
-from pipetower.actions.models import OutputChunk, Run, RunTarget
+from pipetower.actions.models import Action, ApprovalRequest, OutputChunk, Run, RunTarget
 from pipetower.servers import services as server_services
 from pipetower.teams import services as team_services
 from pipetower.teams.models import Membership, Role
@@ -30,8 +30,10 @@ WIDTHS = (1280, 390)
 def _demo() -> tuple[object, dict[str, str]]:
     ada = UserFactory(email="ada@example.com", name="Ada Lovelace")
     team = team_services.team_create(user=ada, name="Acme Operations")
+    helpers = {}
     for name, role in (("Grace Hopper", Role.ADMIN), ("Alan Turing", Role.OPERATOR)):
-        Membership.objects.create(team=team, user=UserFactory(name=name), role=role)
+        helpers[name] = UserFactory(name=name)
+        Membership.objects.create(team=team, user=helpers[name], role=role)
     team_services.invitation_create(team=team, actor=ada, email="linus@example.com", role="viewer")
     servers = [
         server_services.server_create(
@@ -104,6 +106,29 @@ def _demo() -> tuple[object, dict[str, str]]:
         OutputChunk.objects.create(
             run_target=target, seq=1, stream="stdout" if code == 0 else "stderr", data=text
         )
+    # "Restart nginx" now needs a second person: Grace asked to run it on web-1,
+    # and the run waits for Ada's approval.
+    Action.objects.filter(pk=action.pk).update(requires_approval=True)
+    waiting = Run.objects.create(
+        team=team,
+        action=action,
+        action_name=action.name,
+        script=action.script,
+        params={"graceful": True},
+        timeout_seconds=300,
+        concurrency=10,
+        status="pending_approval",
+        started_by=helpers["Grace Hopper"],
+        created_at=now - timedelta(minutes=1),
+    )
+    RunTarget.objects.create(run=waiting, server=servers[0], server_name=servers[0].name)
+    ApprovalRequest.objects.create(
+        team=team,
+        run=waiting,
+        requested_by=helpers["Grace Hopper"],
+        created_at=now - timedelta(minutes=1),
+        expires_at=now + timedelta(hours=24),
+    )
     slug = team.slug
     pages = {
         "team": f"/teams/{slug}/",
@@ -114,6 +139,8 @@ def _demo() -> tuple[object, dict[str, str]]:
         "run-form": f"/teams/{slug}/actions/{action.pk}/run/",
         "run": f"/teams/{slug}/runs/{run.pk}/",
         "runs": f"/teams/{slug}/runs/",
+        "approval": f"/teams/{slug}/runs/{waiting.pk}/",
+        "approvals": f"/teams/{slug}/approvals/",
         "members": f"/teams/{slug}/members/",
         "activity": f"/teams/{slug}/activity/",
         "security": "/account/security/",
