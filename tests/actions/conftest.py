@@ -132,3 +132,15 @@ def operator(make_member: Callable[..., Any]) -> Any:
 @pytest.fixture
 def viewer(make_member: Callable[..., Any]) -> Any:
     return make_member(Role.VIEWER)
+
+
+@pytest.fixture
+def admin(make_member: Callable[..., Any]) -> Any:
+    """A second admin beside the owner (`user`): approvals need two people."""
+    return make_member(Role.ADMIN, email="bea@example.com", name="Bea Admin")
+
+
+@pytest.fixture
+def web1(team: Team) -> Server:
+    """A pinned server that is never reached (port 9): for runs that wait or are refused."""
+    return pinned_server(team, "web-1", port=9)

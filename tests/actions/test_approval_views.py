@@ -9,23 +9,12 @@ from django.urls import reverse
 from pipetower.actions import approvals, services
 from pipetower.actions.models import ApprovalRequest, RunStatus
 from pipetower.teams.models import Role
-from tests.actions.conftest import pinned_server
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def server(team):
-    return pinned_server(team, "web-1", port=9)
-
-
-@pytest.fixture
-def admin(make_member):
-    return make_member(Role.ADMIN, email="bea@example.com", name="Bea Admin")
-
-
-@pytest.fixture
-def waiting(make_action, admin, server):
+def waiting(make_action, admin, web1):
     action = make_action(
         "echo deploying",
         name="Deploy",
@@ -33,7 +22,7 @@ def waiting(make_action, admin, server):
         parameters=[{"name": "version", "kind": "string"}],
     )
     return services.run_start(
-        action=action, actor=admin, server_ids=[server.pk], values={"version": "1.2"}
+        action=action, actor=admin, server_ids=[web1.pk], values={"version": "1.2"}
     )
 
 
@@ -113,10 +102,10 @@ def test_a_viewer_sees_no_buttons_and_cannot_approve(client, team, waiting, make
 
 
 def test_the_approvals_page_lists_waiting_requests_first_with_a_nav_count(
-    owner_client, team, waiting, make_action, admin, server, user
+    owner_client, team, waiting, make_action, admin, web1, user
 ):
     other = make_action("true", name="Other", requires_approval=True)
-    decided = services.run_start(action=other, actor=admin, server_ids=[server.pk])
+    decided = services.run_start(action=other, actor=admin, server_ids=[web1.pk])
     approvals.approval_deny(run=decided, actor=user, reason="no")
     page = owner_client.get(reverse("approvals:list", args=[team.slug])).content.decode()
     assert page.index(f"approval-{waiting.approval.pk}") < page.index(

@@ -13,21 +13,10 @@ from pipetower.actions.models import ApprovalRequest
 from pipetower.api.models import ApiToken
 from pipetower.api.services import api_token_create
 from pipetower.teams.models import Role
-from tests.actions.conftest import pinned_server
 from tests.api.helpers import Api, error_of
 from tests.factories import TeamFactory, member
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def server(team):
-    return pinned_server(team, "web-1", port=9)
-
-
-@pytest.fixture
-def admin(make_member):
-    return make_member(Role.ADMIN, email="bea@example.com")
 
 
 def api_for(client, person):
@@ -35,9 +24,9 @@ def api_for(client, person):
 
 
 @pytest.fixture
-def waiting(make_action, admin, server):
+def waiting(make_action, admin, web1):
     action = make_action("echo hi", name="Deploy", requires_approval=True)
-    return services.run_start(action=action, actor=admin, server_ids=[server.pk])
+    return services.run_start(action=action, actor=admin, server_ids=[web1.pk])
 
 
 def test_requires_approval_is_set_and_shown_through_the_api(client, user, team):
@@ -53,7 +42,7 @@ def test_requires_approval_is_set_and_shown_through_the_api(client, user, team):
     assert patched.status_code == 200 and patched.json()["requires_approval"] is False
 
 
-def test_a_run_started_through_the_api_waits_for_approval(client, admin, team, server):
+def test_a_run_started_through_the_api_waits_for_approval(client, admin, team, web1):
     api = api_for(client, admin)
     action = api.post(
         f"/teams/{team.slug}/actions",
@@ -111,8 +100,8 @@ def test_an_expired_request_is_a_conflict(client, user, team, waiting):
     assert answer.status_code == 409 and error_of(answer)["code"] == "expired"
 
 
-def test_a_run_without_a_request_is_a_conflict(client, user, team, server, make_action):
-    run = services.run_start(action=make_action(), actor=user, server_ids=[server.pk])
+def test_a_run_without_a_request_is_a_conflict(client, user, team, web1, make_action):
+    run = services.run_start(action=make_action(), actor=user, server_ids=[web1.pk])
     answer = api_for(client, user).post(f"/teams/{team.slug}/runs/{run.pk}/approve")
     assert answer.status_code == 409 and error_of(answer)["code"] == "no_approval"
 

@@ -75,18 +75,21 @@ def _demo() -> tuple[object, dict[str, str]]:
         script="df -h /",
     )
     now = timezone.now()
-    run = Run.objects.create(
-        team=team,
-        action=action,
-        action_name=action.name,
-        script=action.script,
-        params={"graceful": True},
-        timeout_seconds=300,
-        concurrency=10,
-        status="failed",
-        started_by=ada,
-        created_at=now - timedelta(minutes=3),
-        finished_at=now,
+
+    def restart_run(**fields: object) -> Run:
+        return Run.objects.create(
+            team=team,
+            action=action,
+            action_name=action.name,
+            script=action.script,
+            params={"graceful": True},
+            timeout_seconds=300,
+            concurrency=10,
+            **fields,
+        )
+
+    run = restart_run(
+        status="failed", started_by=ada, created_at=now - timedelta(minutes=3), finished_at=now
     )
     for server, status, code in zip(servers, ("succeeded", "succeeded", "failed"), (0, 0, 1)):
         target = RunTarget.objects.create(
@@ -109,14 +112,7 @@ def _demo() -> tuple[object, dict[str, str]]:
     # "Restart nginx" now needs a second person: Grace asked to run it on web-1,
     # and the run waits for Ada's approval.
     Action.objects.filter(pk=action.pk).update(requires_approval=True)
-    waiting = Run.objects.create(
-        team=team,
-        action=action,
-        action_name=action.name,
-        script=action.script,
-        params={"graceful": True},
-        timeout_seconds=300,
-        concurrency=10,
+    waiting = restart_run(
         status="pending_approval",
         started_by=helpers["Grace Hopper"],
         created_at=now - timedelta(minutes=1),
