@@ -27,3 +27,6 @@ ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.cryptotest"]
 # `pipetower serve` collects static files here; WhiteNoise wants it to exist.
 (DATA_DIR / "static").mkdir(exist_ok=True)
+# Warm SSH connections stay off unless a test turns them on (tests/actions/test_warm.py):
+# an idle connection would outlive the test's sshd and its processes.
+ACTIONS_SSH_IDLE_SECONDS = 0

@@ -58,6 +58,22 @@ def keepalive_seconds() -> float:
     return float(getattr(settings, "ACTIONS_KEEPALIVE_SECONDS", 15.0))
 
 
+def warm_idle_seconds() -> float:
+    """How long a worker keeps an SSH connection open after a script for the next
+    run on that server; 0 turns warm connections off."""
+    return float(getattr(settings, "ACTIONS_SSH_IDLE_SECONDS", 60))
+
+
+def warm_per_host() -> int:
+    """Idle connections a worker keeps to one host and port at most."""
+    return int(getattr(settings, "ACTIONS_SSH_WARM_PER_HOST", 4))
+
+
+def warm_per_worker() -> int:
+    """Idle connections one worker process keeps at most (the oldest closes first)."""
+    return int(getattr(settings, "ACTIONS_SSH_WARM_PER_WORKER", 500))
+
+
 def claim_poll_seconds() -> float:
     """How often a shard waiting on the run-wide concurrency limit asks again."""
     return float(getattr(settings, "ACTIONS_CLAIM_POLL_SECONDS", 0.2))

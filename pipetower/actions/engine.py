@@ -1,9 +1,12 @@
 """The run engine: one worker task drives many SSH sessions on one asyncio loop.
 
 `shard_execute(run_id=..., target_ids=[...])` is what the Celery task calls.
-It runs the shard's targets within the run-wide `concurrency` limit. Every
-database access goes through `sync_to_async` (serialised on the calling
-thread), so the event loop never blocks on the database.
+It runs the shard's targets within the run-wide `concurrency` limit. The SSH
+work runs on the process's engine loop (`servers.warm.engine_loop`, a thread
+that outlives one task so connections can stay warm between runs); every
+database access is handed back to the calling thread (the task's, with its
+Django connection) and serialised there, so the loop never blocks on the
+database.
 
 How a script runs on a server (see `remote_program`): the SSH command is only
 `sh -s` (or `sudo -n -u USER -- sh -s`); everything else arrives on stdin:
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import concurrent.futures
 import contextlib
 import logging
+import queue
 import secrets
 import shlex
 import socket
@@ -36,12 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
-from asgiref.sync import async_to_sync, sync_to_async
 from django.db import DatabaseError, connection
 
 from pipetower.actions import conf, params, services
 from pipetower.actions.models import OutputChunk, ParamKind, Run, RunTarget, TargetStatus
 from pipetower.servers.ssh import SshError, connection_spec_for, ssh_connect
+from pipetower.servers.warm import engine_loop, warm_connections
 from pipetower.teams.retention import team_output_limit_bytes
 
 logger = logging.getLogger("pipetower.actions.engine")
@@ -301,7 +306,8 @@ class Plan:
 
 
 class Shard:
-    def __init__(self, plan: Plan, worker: str) -> None:
+    def __init__(self, plan: Plan, worker: str, caller: CallerThread) -> None:
+        self.caller = caller
         self.run = plan
         self.run_id = plan.run_id
         self.worker = worker
@@ -331,7 +337,7 @@ class Shard:
         self.cancelled = False
         self.done = False
 
-    # --- database calls (serialised through sync_to_async, retried on errors) ---
+    # --- database calls (serialised on the calling thread, retried on errors) ---
 
     async def _db(self, function: Any, what: str, **kwargs: Any) -> Any:
         """Call a service on the database thread; a database error (a restarted
@@ -341,7 +347,7 @@ class Shard:
         deadline = time.monotonic() + conf.db_retry_seconds()
         while True:
             try:
-                return await sync_to_async(_db_call)(function, kwargs)
+                return await asyncio.wrap_future(self.caller.submit(_db_call, function, kwargs))
             except DatabaseError as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -519,22 +525,30 @@ class Shard:
         if tasks:
             await asyncio.gather(*tasks)
 
+    async def _connect(self, spec: Any, first_use: list[str]) -> asyncssh.SSHClientConnection:
+        return await ssh_connect(
+            spec,
+            connect_timeout=conf.connect_timeout(),
+            on_first_use=first_use.append,
+            keepalive_interval=conf.keepalive_seconds(),
+        )
+
     async def _drive(self, target: _Target, spec: Any, spec_error: SshError | None) -> None:
         if spec_error is not None:
             await self._finish(target, SSH_ERROR_STATUS[spec_error.kind], error=spec_error.message)
             return
         first_use: list[str] = []
+        warm = warm_connections() if conf.warm_idle_seconds() > 0 else None
+        conn = warm.take(spec) if warm is not None else None
+        fresh = conn is None
+        if conn is None:
+            try:
+                conn = await self._connect(spec, first_use)
+            except SshError as exc:
+                await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
+                return
+        kept = False
         try:
-            conn = await ssh_connect(
-                spec,
-                connect_timeout=conf.connect_timeout(),
-                on_first_use=first_use.append,
-                keepalive_interval=conf.keepalive_seconds(),
-            )
-        except SshError as exc:
-            await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
-            return
-        async with conn:
             if first_use:
                 # Another connection may have pinned a key meanwhile: compare with
                 # that pin before running anything.
@@ -550,9 +564,24 @@ class Shard:
             if self.cancelled or target.stop_reason:
                 await self._finish(target, TargetStatus.CANCELLED, error="Cancelled.")
                 return
-            process = await conn.create_process(
-                remote_command(self.run.run_as), encoding=None, term_type=None
-            )
+            try:
+                process = await conn.create_process(
+                    remote_command(self.run.run_as), encoding=None, term_type=None
+                )
+            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, ConnectionError):
+                if fresh:
+                    raise
+                # The warm connection ended while idle (sshd restarted, a NAT forgot
+                # it): nothing ran on it, so connect afresh.
+                conn.abort()
+                try:
+                    conn = await self._connect(spec, first_use)
+                except SshError as exc:
+                    await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
+                    return
+                process = await conn.create_process(
+                    remote_command(self.run.run_as), encoding=None, term_type=None
+                )
             target.process = process
             if self.cancelled or target.stop_reason:
                 # Cancelled while the session opened: the script never arrives.
@@ -603,6 +632,18 @@ class Shard:
             exit_code = process.exit_status
             signal = process.exit_signal[0] if process.exit_signal else None
             lost = _lost_reason(conn, readers)
+            if warm is not None and exit_code is not None and not lost and not target.stop_reason:
+                kept = warm.give_back(
+                    spec,
+                    conn,
+                    idle_seconds=conf.warm_idle_seconds(),
+                    per_host=conf.warm_per_host(),
+                    per_worker=conf.warm_per_worker(),
+                )
+        finally:
+            if not kept:
+                conn.close()
+                await conn.wait_closed()
         if target.stop_reason == "timed_out":
             await self._finish(
                 target,
@@ -743,15 +784,68 @@ def _load(run_id: int, target_ids: Sequence[int], worker: str) -> Plan | None:
     )
 
 
-async def _shard_main(run_id: int, target_ids: Sequence[int], worker: str) -> int:
-    plan = await sync_to_async(_load)(run_id, target_ids, worker)
+async def _shard_main(
+    run_id: int, target_ids: Sequence[int], worker: str, caller: CallerThread
+) -> int:
+    plan = await asyncio.wrap_future(caller.submit(_load, run_id, target_ids, worker))
     if plan is None or not plan.targets:
         return 0
-    await Shard(plan, worker).execute()
+    await Shard(plan, worker, caller).execute()
     return len(plan.targets)
+
+
+class CallerThread:
+    """Runs functions on the thread that called `shard_execute` (the task's thread, with
+    its Django connection and, in tests, its transaction) for the shard on the engine
+    loop, one at a time, until the shard is done."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+
+    def submit(self, function: Any, *args: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if self._closed:
+            future.set_exception(RuntimeError("The task running this shard has stopped."))
+        else:
+            self._queue.put((future, function, args))
+        return future
+
+    def serve_until(self, done: concurrent.futures.Future[Any]) -> None:
+        done.add_done_callback(lambda _: self._queue.put(None))
+        while (item := self._queue.get()) is not None:
+            future, function, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def close(self) -> None:
+        """Refuse new calls and fail waiting ones (the task was interrupted)."""
+        self._closed = True
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[0].set_exception(RuntimeError("The task running this shard has stopped."))
 
 
 def shard_execute(*, run_id: int, target_ids: Sequence[int], worker: str = "") -> int:
     """Run these targets of the run (those still queued); returns how many were taken."""
     worker = worker or socket.gethostname()
-    return int(async_to_sync(_shard_main)(run_id, list(target_ids), worker))
+    caller = CallerThread()
+    done = asyncio.run_coroutine_threadsafe(
+        _shard_main(run_id, list(target_ids), worker, caller), engine_loop()
+    )
+    try:
+        caller.serve_until(done)
+    except BaseException:
+        # Interrupted here (a time limit, a shutdown): stop the shard on the loop too.
+        caller.close()
+        done.cancel()
+        raise
+    return int(done.result())

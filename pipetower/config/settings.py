@@ -622,6 +622,11 @@ ACTIONS_WEBHOOK_RATE_LIMIT = _rate_setting(
     "PIPETOWER_WEBHOOK_RATE_LIMIT", env_str("PIPETOWER_WEBHOOK_RATE_LIMIT", "60/m")
 )
 ACTIONS_KEEPALIVE_SECONDS = env_int("PIPETOWER_SSH_KEEPALIVE_SECONDS", 15)
+# Warm connections (docs/actions.md): seconds a worker keeps an SSH connection open
+# after a script for the next run on that server (0: off), per host and per worker.
+ACTIONS_SSH_IDLE_SECONDS = env_int("PIPETOWER_SSH_IDLE_SECONDS", 60)
+ACTIONS_SSH_WARM_PER_HOST = env_int("PIPETOWER_SSH_WARM_PER_HOST", 4)
+ACTIONS_SSH_WARM_PER_WORKER = env_int("PIPETOWER_SSH_WARM_PER_WORKER", 500)
 # Approvals (docs/actions.md): hours a run that requires approval waits for a decision.
 ACTIONS_APPROVAL_HOURS = env_int("PIPETOWER_APPROVAL_HOURS", 24)
 # Notifications (docs/notifications.md): how long a webhook receiver may take to

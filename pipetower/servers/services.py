@@ -638,7 +638,7 @@ def server_host_key_trust_first_use(
 
     Safe to call from several connections at once: only the first pins; a server
     that was pinned meanwhile keeps its pin. This is what the run engine calls
-    (through sync_to_async) from `ssh_connect(on_first_use=...)`.
+    (on the task's thread) after `ssh_connect(on_first_use=...)` reported a key.
     """
     with transaction.atomic():
         server = (

@@ -359,7 +359,7 @@ async def ssh_connect(
     trust on first use accepted an unpinned key, once the key exchange has
     completed: the caller pins it. It must not block; to write to the database
     from async code, record the line and call
-    `services.server_host_key_trust_first_use` through `sync_to_async`.
+    `services.server_host_key_trust_first_use` off the loop (e.g. `sync_to_async`).
     """
     if not spec.pinned_host_keys and not spec.trust_on_first_use:
         raise HostKeyUnknown(
