@@ -1,6 +1,7 @@
 """The baseline: `uname -a` on every host with a plain asyncssh script, all at once.
 
-    python bench/plain_asyncssh.py HOSTS.json
+    python bench/plain_asyncssh.py HOSTS.json          (cold: connect and run, timed)
+    python bench/plain_asyncssh.py HOSTS.json --warm   (connect first; only the runs timed)
 
 HOSTS.json: {"key": "<OpenSSH private key>", "user": "...", "hosts": [[host, port,
 "<host key line>"], ...]}. Host keys are checked as Pipetower does (pinned). Prints
@@ -14,13 +15,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
 
-async def one(host: str, port: int, user: str, key: asyncssh.SSHKey, pin: str) -> bool:
+def connect(host: str, port: int, user: str, key: asyncssh.SSHKey, pin: str) -> Any:
+    """asyncssh.connect: awaited, the connection; with `async with`, closed after."""
     known = asyncssh.import_known_hosts(f"[{host}]:{port} {pin}\n")
-    async with asyncssh.connect(
+    return asyncssh.connect(
         host,
         port,
         username=user,
@@ -28,22 +31,40 @@ async def one(host: str, port: int, user: str, key: asyncssh.SSHKey, pin: str) -
         known_hosts=known,
         config=None,
         agent_path=None,
-    ) as conn:
-        result = await conn.run("uname -a")
-        return str(result.stdout).startswith("Linux")
+    )
 
 
-async def main(path: str) -> None:
+async def uname(conn: asyncssh.SSHClientConnection) -> bool:
+    result = await conn.run("uname -a")
+    return str(result.stdout).startswith("Linux")
+
+
+async def one(host: str, port: int, user: str, key: asyncssh.SSHKey, pin: str) -> bool:
+    async with connect(host, port, user, key, pin) as conn:
+        return await uname(conn)
+
+
+async def main(path: str, warm: bool) -> None:
     spec = json.loads(Path(path).read_text())
     key = asyncssh.import_private_key(spec["key"])
-    began = time.monotonic()
-    results = await asyncio.gather(
-        *(one(h, p, spec["user"], key, pin) for h, p, pin in spec["hosts"]),
-        return_exceptions=True,
-    )
-    elapsed = time.monotonic() - began
+    if warm:
+        conns = await asyncio.gather(
+            *(connect(h, p, spec["user"], key, pin) for h, p, pin in spec["hosts"])
+        )
+        began = time.monotonic()
+        results = await asyncio.gather(*(uname(c) for c in conns), return_exceptions=True)
+        elapsed = time.monotonic() - began
+        for conn in conns:
+            conn.close()
+    else:
+        began = time.monotonic()
+        results = await asyncio.gather(
+            *(one(h, p, spec["user"], key, pin) for h, p, pin in spec["hosts"]),
+            return_exceptions=True,
+        )
+        elapsed = time.monotonic() - began
     print(json.dumps({"seconds": elapsed, "ok": sum(r is True for r in results)}))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], warm="--warm" in sys.argv[2:]))

@@ -144,6 +144,19 @@ def test_at_most_per_host_idle_connections_to_one_address(warm, team, user, sshd
     assert wait_for(lambda: connections_open(sshd) == 1)
 
 
+def test_at_most_per_worker_idle_connections_the_oldest_closing_first(
+    warm, team, user, sshd_fleet, make_action
+):
+    warm.ACTIONS_SSH_WARM_PER_WORKER = 1
+    first, second = sshd_fleet(2)
+    action = make_action(PRINT_CLIENT_PORT)
+    client_port(user, action, add_server(team, user, first, name="first"))
+    client_port(user, action, add_server(team, user, second, name="second"))
+    assert len(warm_connections()) == 1
+    assert wait_for(lambda: connections_open(first) == 0)
+    assert connections_open(second) == 1
+
+
 def test_a_script_that_exited_non_zero_leaves_its_connection_warm(
     warm, user, ssh_server, make_action
 ):
