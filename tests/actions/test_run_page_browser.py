@@ -142,6 +142,12 @@ def test_through_the_served_app_the_page_streams_output_and_keeps_the_summary_cu
         page.locator("#run-elapsed >> text=running for").wait_for()
         services.output_chunks_store(target_id=target.pk, chunks=[("stdout", "streamed line\n")])
         page.locator(f"#output-{target.pk} pre >> text=streamed line").wait_for()
+        # The response event may reach this side after the line reached the page (once
+        # on a loaded machine): give it a moment. A page that polls never sends one.
+        for _ in range(50):
+            if streams:
+                break
+            page.wait_for_timeout(100)
         assert streams, "the page used the event stream"
         services.run_target_finish(target_id=target.pk, status=TargetStatus.SUCCEEDED, exit_code=0)
         # The run goes on (web-2 is still queued): no reload, the line is updated live.
