@@ -564,10 +564,9 @@ class Shard:
             if self.cancelled or target.stop_reason:
                 await self._finish(target, TargetStatus.CANCELLED, error="Cancelled.")
                 return
+            command = remote_command(self.run.run_as)
             try:
-                process = await conn.create_process(
-                    remote_command(self.run.run_as), encoding=None, term_type=None
-                )
+                process = await conn.create_process(command, encoding=None, term_type=None)
             except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, ConnectionError):
                 if fresh:
                     raise
@@ -579,9 +578,7 @@ class Shard:
                 except SshError as exc:
                     await self._finish(target, SSH_ERROR_STATUS[exc.kind], error=exc.message)
                     return
-                process = await conn.create_process(
-                    remote_command(self.run.run_as), encoding=None, term_type=None
-                )
+                process = await conn.create_process(command, encoding=None, term_type=None)
             target.process = process
             if self.cancelled or target.stop_reason:
                 # Cancelled while the session opened: the script never arrives.

@@ -23,8 +23,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import asyncssh
@@ -60,15 +59,19 @@ def usable(conn: asyncssh.SSHClientConnection) -> bool:
 
 @dataclass
 class _Idle:
+    identity: Identity
     conn: asyncssh.SSHClientConnection
     timer: asyncio.TimerHandle
 
 
 class WarmConnections:
-    """Idle connections of one worker process, oldest first."""
+    """Idle connections of one worker process, oldest first, indexed by what they were
+    opened with and by host, so a target's lookup does not scan the pool."""
 
     def __init__(self) -> None:
-        self._idle: OrderedDict[int, tuple[Identity, _Idle]] = OrderedDict()
+        self._idle: OrderedDict[int, _Idle] = OrderedDict()  # by id(conn)
+        self._by_identity: dict[Identity, list[int]] = {}
+        self._per_host: Counter[tuple[str, int]] = Counter()
         self._server_identity: dict[int, Identity] = {}
 
     def __len__(self) -> int:
@@ -77,14 +80,13 @@ class WarmConnections:
     def take(self, spec: ConnectionSpec) -> asyncssh.SSHClientConnection | None:
         """An open connection made with exactly this spec, or None."""
         identity = identity_of(spec)
-        if self._server_identity.get(spec.server_id, identity) != identity:
-            self._drop(lambda other: other[0] == spec.server_id and other != identity)
+        stale = self._server_identity.get(spec.server_id, identity)
+        if stale != identity:  # re-pinned or new credentials: never used again
+            for ident in list(self._by_identity.get(stale, ())):
+                self._remove(ident).conn.close()
         self._server_identity[spec.server_id] = identity
-        for ident, (other, entry) in reversed(list(self._idle.items())):
-            if other != identity:
-                continue
-            del self._idle[ident]
-            entry.timer.cancel()
+        while ids := self._by_identity.get(identity):
+            entry = self._remove(ids[-1])
             if usable(entry.conn):
                 return entry.conn
             entry.conn.abort()
@@ -103,47 +105,45 @@ class WarmConnections:
         identity = identity_of(spec)
         keep = (
             idle_seconds > 0
-            and per_host > 0
             and per_worker > 0
             and bool(spec.pinned_host_keys)
             and self._server_identity.get(spec.server_id, identity) == identity
+            and self._per_host[spec.host, spec.port] < per_host
             and usable(conn)
         )
-        if keep:
-            same_host = [
-                ident
-                for ident, (other, _) in self._idle.items()
-                if (other[1], other[2]) == (spec.host, spec.port)
-            ]
-            keep = len(same_host) < per_host
         if not keep:
             conn.close()
             return False
         while len(self._idle) >= per_worker:
-            _, (_, oldest) = self._idle.popitem(last=False)
-            oldest.timer.cancel()
-            oldest.conn.close()
-        loop = asyncio.get_running_loop()
+            self._remove(next(iter(self._idle))).conn.close()
         ident = id(conn)
-        timer = loop.call_later(idle_seconds, self._expire, ident)
-        self._idle[ident] = (identity, _Idle(conn=conn, timer=timer))
+        timer = asyncio.get_running_loop().call_later(idle_seconds, self._expire, ident)
+        self._idle[ident] = _Idle(identity=identity, conn=conn, timer=timer)
+        self._by_identity.setdefault(identity, []).append(ident)
+        self._per_host[spec.host, spec.port] += 1
         self._server_identity[spec.server_id] = identity
         return True
 
-    def close_all(self) -> None:
-        self._drop(lambda identity: True)
+    def close_all(self) -> list[asyncssh.SSHClientConnection]:
+        """Close every idle connection; returns them (to wait until they are closed)."""
+        conns = [self._remove(ident).conn for ident in list(self._idle)]
+        for conn in conns:
+            conn.close()
+        return conns
 
     def _expire(self, ident: int) -> None:
-        item = self._idle.pop(ident, None)
-        if item is not None:
-            item[1].conn.close()
+        if ident in self._idle:
+            self._remove(ident).conn.close()
 
-    def _drop(self, which: Callable[[Identity], bool]) -> None:
-        for ident, (identity, entry) in list(self._idle.items()):
-            if which(identity):
-                del self._idle[ident]
-                entry.timer.cancel()
-                entry.conn.close()
+    def _remove(self, ident: int) -> _Idle:
+        entry = self._idle.pop(ident)
+        entry.timer.cancel()
+        ids = self._by_identity[entry.identity]
+        ids.remove(ident)
+        if not ids:
+            del self._by_identity[entry.identity]
+        self._per_host[entry.identity[1], entry.identity[2]] -= 1
+        return entry
 
 
 # --- the engine's event loop ---------------------------------------------------------
@@ -183,10 +183,7 @@ def warm_close_all(timeout: float = 10.0) -> None:
         return
 
     async def close() -> None:
-        pool = warm_connections()
-        conns = [entry.conn for _, entry in pool._idle.values()]
-        pool.close_all()
-        for conn in conns:
+        for conn in warm_connections().close_all():
             await conn.wait_closed()
 
     asyncio.run_coroutine_threadsafe(close(), _loop[1]).result(timeout)
