@@ -41,9 +41,12 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy pipetower
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+# Two test processes by default (pytest-xdist; each gets its own data directory, test
+# database and Redis databases, tests/settings.py); TEST_PROCESSES=0 runs them in one.
+TEST_PROCESSES ?= 2
 test: $(TEST_STAMP)
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 # The main pages of a seeded demo team at 1280 px and 390 px, into docs/screenshots/.
 screenshots: $(TEST_STAMP)

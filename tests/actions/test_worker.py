@@ -3,6 +3,7 @@ on Redis, and what happens when that worker dies mid-run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -77,12 +78,15 @@ class Worker:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        """SIGTERM to the main process only (it stops its pool children), then kill
+        whatever is left (see tests/reliability/procs.py, Worker.stop)."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+            os.kill(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
 
 def purge_filesystem_queue() -> None:

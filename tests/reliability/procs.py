@@ -92,14 +92,18 @@ class Worker:
         return self
 
     def stop(self) -> None:
+        """SIGTERM to the worker's main process only, as a service manager should send it:
+        it stops its pool children itself. (A SIGTERM to the whole group kills an idle
+        child holding the pool's queue lock, and the main process then waits on that
+        lock until it is killed.) Whatever is left of the group is killed after."""
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+                os.kill(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 def start_worker(*, queues: str, concurrency: int = 1, broker_url: str = "", **env: str) -> Worker:

@@ -29,7 +29,7 @@ from tests.smtp import SmtpSink
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-RUN_SECONDS = 20  # each run's script; the email must arrive well before the runs end
+RUN_SECONDS = 12  # each run's script; the email must arrive well before the runs end
 
 
 @pytest.fixture

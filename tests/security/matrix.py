@@ -55,17 +55,25 @@ def snapshot(seed: Seed) -> str:
     return json.dumps(parts, default=str, sort_keys=True)
 
 
+def _client(seed: Seed, caller: str) -> Client:
+    """One signed-in client per caller for the whole matrix (signing in once, outside
+    the savepoints, so a rolled-back request cannot undo it)."""
+    if caller not in seed.clients:
+        client = Client()
+        if caller != "anonymous":
+            client.force_login(seed.users[caller])
+        seed.clients[caller] = client
+    return seed.clients[caller]  # type: ignore[no-any-return]
+
+
 def ask(
     seed: Seed, caller: str, method: str, url: str, *, api: bool, body: dict[str, Any] | None
 ) -> Answer:
     cache.clear()  # rate-limit counters would otherwise end the matrix early
-    client = Client()
     headers: dict[str, str] = {}
-    if caller != "anonymous":
-        if api:
-            headers["HTTP_AUTHORIZATION"] = f"Bearer {seed.tokens[caller]}"
-        else:
-            client.force_login(seed.users[caller])
+    if caller != "anonymous" and api:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {seed.tokens[caller]}"
+    client = _client(seed, caller if not api else "anonymous")
     answer: Answer | None = None
     try:
         with transaction.atomic():

@@ -64,6 +64,7 @@ class Seed:
     notification: NotificationRule
     tokens: dict[str, str] = field(default_factory=dict)
     export: ExportJob | None = None  # team A's owner's data export
+    clients: dict[str, Any] = field(default_factory=dict)  # signed-in test clients by caller
 
     @property
     def url_values(self) -> dict[str, Any]:
