@@ -1130,26 +1130,34 @@ def run_targets_finish(*, run_id: int, endings: Sequence[TargetEnding]) -> list[
 def _store_locked(
     batch: Mapping[int, tuple[Sequence[tuple[str, str]], int | None, bool | None]],
 ) -> None:
-    """Append output for many targets: one read of their sequence numbers, one insert."""
+    """Append output for many targets: one read of their sequence numbers, one insert
+    of the chunks, one update of the targets (the caller holds the Run row lock)."""
     if not batch:
         return
     now = timezone.now()
-    last = dict(RunTarget.objects.filter(pk__in=list(batch)).values_list("id", "last_seq"))
+    targets = list(
+        RunTarget.objects.filter(pk__in=list(batch)).only(
+            "id", "last_seq", "output_bytes", "truncated", "heartbeat_at"
+        )
+    )
     rows: list[OutputChunk] = []
-    for target_id, (chunks, output_bytes, truncated) in batch.items():
-        if target_id not in last:
-            continue
-        seq = last[target_id]
+    for target in targets:
+        chunks, output_bytes, truncated = batch[target.pk]
         rows += [
-            OutputChunk(run_target_id=target_id, seq=seq + i, stream=s, data=d, created_at=now)
+            OutputChunk(
+                run_target_id=target.pk, seq=target.last_seq + i, stream=s, data=d, created_at=now
+            )
             for i, (s, d) in enumerate(chunks, start=1)
         ]
-        fields: dict[str, Any] = {"last_seq": seq + len(chunks), "heartbeat_at": now}
+        target.last_seq += len(chunks)
+        target.heartbeat_at = now
         if output_bytes is not None:
-            fields["output_bytes"] = output_bytes
+            target.output_bytes = output_bytes
         if truncated is not None:
-            fields["truncated"] = truncated
-        RunTarget.objects.filter(pk=target_id).update(**fields)
+            target.truncated = truncated
+    RunTarget.objects.bulk_update(
+        targets, ["last_seq", "heartbeat_at", "output_bytes", "truncated"], batch_size=500
+    )
     OutputChunk.objects.bulk_create(rows)
 
 
