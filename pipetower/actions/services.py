@@ -39,6 +39,7 @@ from pipetower.actions.models import (
     run_status_from_targets,
 )
 from pipetower.audit.services import audit_record
+from pipetower.core.bulk import update_rows
 from pipetower.core.errors import Conflict, Gone, NotAllowed, ServiceError
 from pipetower.core.outbox import outbox_enqueue
 from pipetower.servers.models import Server, Tag
@@ -1107,8 +1108,8 @@ def run_targets_finish(*, run_id: int, endings: Sequence[TargetEnding]) -> list[
             target.finished_at = now
             if target.started_at is None:
                 target.started_at = now
-        RunTarget.objects.bulk_update(
-            targets, ["status", "exit_code", "error", "finished_at", "started_at"]
+        update_rows(
+            RunTarget, targets, ["status", "exit_code", "error", "finished_at", "started_at"]
         )
         ended = [t.pk for t in targets]
         if not ended:
@@ -1155,9 +1156,7 @@ def _store_locked(
             target.output_bytes = output_bytes
         if truncated is not None:
             target.truncated = truncated
-    RunTarget.objects.bulk_update(
-        targets, ["last_seq", "heartbeat_at", "output_bytes", "truncated"], batch_size=500
-    )
+    update_rows(RunTarget, targets, ["last_seq", "heartbeat_at", "output_bytes", "truncated"])
     OutputChunk.objects.bulk_create(rows)
 
 
