@@ -7,6 +7,7 @@ to loopback addresses and stop everything they started.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -124,6 +125,19 @@ def start_web(port: int, threads: int = 5) -> subprocess.Popen[bytes]:
     return process
 
 
+def start_pipetower_web(port: int) -> subprocess.Popen[bytes]:
+    """`pipetower web` as deployed: granian's ASGI router with its defaults (one
+    process per core), live output held on the event loop."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "pipetower.cli", "web", "--port", str(port), "--skip-checks"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    wait_port(port)
+    return process
+
+
 def start_worker(concurrency: int = 1) -> subprocess.Popen[bytes]:
     pool = (
         ["--pool=solo"] if concurrency == 1 else ["--pool=prefork", f"--concurrency={concurrency}"]
@@ -149,13 +163,16 @@ def start_worker(concurrency: int = 1) -> subprocess.Popen[bytes]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the main process (it stops its own children: a Celery worker whose
+    idle pool children got the signal too can wait forever on their queue lock), then
+    kill whatever is left of the group."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
+        os.kill(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=5)
 
 
 def tree_cpu_seconds(pid: int) -> float:

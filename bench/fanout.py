@@ -17,9 +17,12 @@ without it.
 
 For each N: start N real sshd processes (tests/sshd.py), add them as servers
 (team key authorized, host key pinned), then POST a run to the API served by
-granian, let a Celery worker (2 prefork processes) execute it, and poll the API
-until the run has finished. Pipetower's time is from the POST to the run read
-back as finished; success is status succeeded and "Linux" in the stored output.
+`pipetower web` (its defaults), let a Celery worker (2 prefork processes) execute
+it, and follow it through the API's live path until it has finished, as
+`pipetower run --follow` does (`changes?wait=`, every target's output). Pipetower's
+time is from the POST to the follower seeing the run finished; success is status
+succeeded and "Linux" in the stored output. (Until 2026-12-06 the bench read the
+whole run, with its N targets, every 50 ms from granian in WSGI mode instead.)
 - plain asyncssh (bench/plain_asyncssh.py) and parallel-ssh (bench/plain_pssh.py)
   time themselves from their first connection to the last answer (interpreter
   start-up and imports not included);
@@ -106,7 +109,7 @@ def main(sizes: list[int]) -> None:
         team=team, actor=user, name="uname", script="uname -a", concurrency=1000
     )
     port = _env.serving_port()
-    web = _env.start_web(port)
+    web = _env.start_pipetower_web(port)
     os.environ["PIPETOWER_SSH_IDLE_SECONDS"] = str(WARM_IDLE_SECONDS)
     worker = _env.start_worker(concurrency=2)
     session = requests.Session()
@@ -297,23 +300,37 @@ def _pipetower(session, api, action_id, tag, worker, web, *, warm: bool) -> dict
 
 
 def _pipetower_run(session, api, action_id, tag) -> tuple[int, float, float | None]:
-    """POST a run and poll until it is finished: its id, when the POST was answered
-    and when the first target left the queue (seconds from the POST)."""
+    """POST a run and follow it until it is finished, as `pipetower run --follow` does
+    (the live path: `changes?wait=`, every target's output): its id, when the POST was
+    answered and when the first target left the queue (seconds from the POST)."""
     began = time.monotonic()
     answer = session.post(f"{api}/actions/{action_id}/runs", json={"targets": [f"tag:{tag}"]})
     answer.raise_for_status()
-    run_id = answer.json()["id"]
+    run = answer.json()
     posted = time.monotonic() - began
+    cursor = {target["id"]: 0 for target in run["targets"]}
+    revision = 0
     first_running = None
     while True:
-        detail = session.get(f"{api}/runs/{run_id}").json()
-        if first_running is None and any(t["status"] != "queued" for t in detail["targets"]):
+        changes = session.get(
+            f"{api}/runs/{run['id']}/changes",
+            params={
+                "rev": revision,
+                "after": ",".join(f"{t}:{s}" for t, s in cursor.items()),
+                "wait": 20,
+            },
+        )
+        changes.raise_for_status()
+        body = changes.json()
+        revision = body["revision"]
+        for chunk in body["chunks"]:
+            cursor[chunk["target"]] = max(cursor[chunk["target"]], chunk["seq"])
+        if first_running is None and any(t["status"] != "queued" for t in body["targets"]):
             first_running = time.monotonic() - began
-        if detail["finished"]:
+        if body["run"]["finished"] and not body["more"]:
             break
-        time.sleep(0.05)
     _last_pipetower_run[0] = time.monotonic()
-    return run_id, posted, first_running
+    return run["id"], posted, first_running
 
 
 def _plain_spec(team, fleet) -> str:

@@ -26,7 +26,6 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -46,17 +45,6 @@ def percentile(values: list[float], pct: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def start_pipetower_web(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [_env.PYTHON, "-m", "pipetower.cli", "web", "--port", str(port), "--skip-checks"],
-        cwd=_env.ROOT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
-    _env.wait_port(port)
-    return process
 
 
 def get(url: str, cookie: str) -> float:
@@ -249,7 +237,7 @@ def main() -> None:
             "granian WSGI (before)",
             lambda p: _env.start_web(p, threads=2 * (os.cpu_count() or 1) + 1),
         ),
-        ("pipetower web: ASGI router (after)", start_pipetower_web),
+        ("pipetower web: ASGI router (after)", _env.start_pipetower_web),
     )
     for label, starter in () if os.environ.get("BENCH_SKIP_COST") else servers:
         port = _env.serving_port()
@@ -264,7 +252,7 @@ def main() -> None:
             print(f"{label:36s} {url:32s} CPU {cpu:5.2f} ms/request, median {p50:5.1f} ms")
 
     port = _env.serving_port()
-    web = start_pipetower_web(port)
+    web = _env.start_pipetower_web(port)
     try:
         time.sleep(2)
         path = f"/teams/live/runs/{run.pk}/live?rev=0&after={target.pk}:0&stream=1"
