@@ -292,6 +292,12 @@ def live_now(*, run: Run, revision: int, cursor: Mapping[int, int]) -> dict[str,
     if changes is not None:
         return changes
     state = Run.objects.values("revision", "status").get(pk=run.pk)
+    if state["revision"] > revision:
+        # Something was written between the two reads (the run may even have
+        # ended): answer with it, never with a newer state and none of its output.
+        changes = live_changes(run=run, revision=revision, cursor=cursor)
+        if changes is not None:
+            return changes
     return {
         "revision": revision,
         "run": _run_state(state),

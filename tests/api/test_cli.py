@@ -121,7 +121,7 @@ def test_actions_run_follow_and_runs_commands_follow_the_run_status(
     ok = cli(logged_in, "actions", "run", "greet", "-t", "tag:web", "-p", "who=ada", "--follow")
     worker.join()
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout == "hello ada\n"
+    assert ok.stdout == "hello ada\n", ok.stderr
     first = Run.objects.get()
 
     worker = worker_for_next_run(first.pk)
@@ -142,7 +142,7 @@ def test_actions_run_follow_and_runs_commands_follow_the_run_status(
     rerun = cli(logged_in, "runs", "rerun", str(first.pk), "--follow")
     worker.join()
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stdout == "hello ada\n"
+    assert rerun.stdout == "hello ada\n", rerun.stderr
 
 
 def test_a_queued_run_shows_as_running_and_can_be_cancelled(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from pipetower.core.bulk import update_rows
@@ -68,3 +68,18 @@ def test_an_encrypted_field_refuses_plaintext_as_update_does(team) -> None:
 def test_a_name_that_is_not_a_column_is_refused(team) -> None:
     with pytest.raises(ValueError, match="not a column"):
         update_rows(Server, [_server(team, "web-1")], ["tags"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_update_is_part_of_the_callers_transaction(team) -> None:
+    server = _server(team, "web-1")
+    server.port = 2222
+
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo), transaction.atomic():
+        update_rows(Server, [server], ["port"])  # the first write of the transaction
+        raise Undo
+
+    assert Server.objects.get(pk=server.pk).port == 22
