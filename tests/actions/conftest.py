@@ -71,6 +71,22 @@ def pinned_server(team: Team, name: str, port: int) -> Server:
     return server
 
 
+def running_run(team: Team, user: Any, *, script: str = "true") -> tuple[Run, RunTarget]:
+    """A run that is running on one target ("web-1"), written directly: for tests of
+    what viewers see while output arrives, without an engine."""
+    run = Run.objects.create(
+        team=team,
+        action_name="busy",
+        script=script,
+        timeout_seconds=60,
+        concurrency=1,
+        status="running",
+        started_by=user,
+    )
+    target = RunTarget.objects.create(run=run, server_name="web-1", status="running")
+    return run, target
+
+
 def execute(run: Run) -> Run:
     """Run every shard of the run here and now, as a worker would."""
     shards: dict[int, list[int]] = {}

@@ -7,29 +7,16 @@ from typing import Any
 import pytest
 
 from pipetower.actions import selectors, services
-from pipetower.actions.models import Run, RunTarget, TargetStatus
+from pipetower.actions.models import TargetStatus
+from tests.actions.conftest import running_run
 
 pytestmark = pytest.mark.django_db
-
-
-def _running_run(team: Any, user: Any) -> tuple[Run, RunTarget]:
-    run = Run.objects.create(
-        team=team,
-        action_name="greet",
-        script="echo hello",
-        timeout_seconds=60,
-        concurrency=1,
-        status="running",
-        started_by=user,
-    )
-    target = RunTarget.objects.create(run=run, server_name="web-1", status="running")
-    return run, target
 
 
 def test_a_run_that_ends_between_the_reads_is_answered_with_its_last_output(
     team, user, monkeypatch
 ) -> None:
-    run, target = _running_run(team, user)
+    run, target = running_run(team, user, script="echo hello")
     seen = selectors.live_now(run=run, revision=0, cursor={target.pk: 0})
     revision = seen["revision"]
     real = selectors.live_changes
@@ -57,7 +44,7 @@ def test_a_run_that_ends_between_the_reads_is_answered_with_its_last_output(
 
 
 def test_nothing_new_is_answered_with_the_unchanged_state(team, user) -> None:
-    run, target = _running_run(team, user)
+    run, target = running_run(team, user, script="echo hello")
     first = selectors.live_now(run=run, revision=0, cursor={target.pk: 0})
 
     again = selectors.live_now(run=run, revision=first["revision"], cursor={target.pk: 0})

@@ -17,28 +17,15 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from pipetower.actions import services
-from pipetower.actions.models import Run, RunTarget, TargetStatus
+from pipetower.actions.models import TargetStatus
 from pipetower.api.services import api_token_create
 from tests import webproc
+from tests.actions.conftest import running_run
 from tests.core._ops import get_json
 from tests.webproc import THREADS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 web = webproc.web  # a real `pipetower web` process (fixture)
-
-
-def _running_run(team: Any, user: Any) -> tuple[Run, RunTarget]:
-    run = Run.objects.create(
-        team=team,
-        action_name="busy",
-        script="true",
-        timeout_seconds=60,
-        concurrency=1,
-        status="running",
-        started_by=user,
-    )
-    target = RunTarget.objects.create(run=run, server_name="web-1", status="running")
-    return run, target
 
 
 def _session_cookie(user: Any) -> str:
@@ -85,7 +72,7 @@ def _poll_follower(
 
 
 def test_many_followers_through_the_served_app_all_receive_every_line(web, team, user):
-    run, target = _running_run(team, user)
+    run, target = running_run(team, user)
     cookie = _session_cookie(user)
     token = api_token_create(user=user, name="follow", scope="read")[1]
     page_url = f"{web}/teams/{team.slug}/runs/{run.pk}/live?rev=0&after={target.pk}:0&stream=1"
@@ -122,7 +109,7 @@ def test_many_followers_through_the_served_app_all_receive_every_line(web, team,
 def test_followers_held_open_do_not_block_healthz(web, team, user):
     """More waiting followers than request threads: /healthz still answers, before any
     of them (with a thread per follower it would queue behind them for 20 s)."""
-    run, target = _running_run(team, user)
+    run, target = running_run(team, user)
     cookie = _session_cookie(user)
     token = api_token_create(user=user, name="follow", scope="read")[1]
     answered: list[str] = []
